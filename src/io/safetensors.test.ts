@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseSafetensors, SafetensorsError, writeSafetensors } from './safetensors.ts';
 
-const golden = (name: string) => new Uint8Array(readFileSync(new URL(`../../../shared/spec/golden/${name}`, import.meta.url)));
+const golden = (name: string) =>
+  new Uint8Array(readFileSync(new URL(`../../../shared/spec/golden/${name}`, import.meta.url)));
 
 describe('safetensors', () => {
   it('reads an official golden: dtypes, shapes, metadata', () => {
@@ -37,9 +38,13 @@ describe('safetensors', () => {
 
   it('names the problem in a truncated, foreign or short file', () => {
     const bytes = golden('patch_expand_d32.safetensors');
-    expect(() => parseSafetensors(bytes.subarray(0, bytes.length - 100), 'pe')).toThrow(/truncated: tensor ".+" ends at byte/);
+    expect(() => parseSafetensors(bytes.subarray(0, bytes.length - 100), 'pe')).toThrow(
+      /truncated: tensor ".+" ends at byte/,
+    );
     expect(() => parseSafetensors(bytes.subarray(0, 50), 'pe')).toThrow(/truncated: the header claims/);
-    expect(() => parseSafetensors(new TextEncoder().encode('\x89PNG\r\n\x1a\n0000000000'), 'png')).toThrow(SafetensorsError);
+    expect(() => parseSafetensors(new TextEncoder().encode('\x89PNG\r\n\x1a\n0000000000'), 'png')).toThrow(
+      SafetensorsError,
+    );
     expect(() => parseSafetensors(new Uint8Array(3))).toThrow(/too short/);
     expect(() => parseSafetensors(bytes, 'pe').tensor('nope')).toThrow(/missing tensor "nope"/);
   });

@@ -50,7 +50,10 @@ function elementCount(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
 }
 
-function parseHeader(bytes: Uint8Array, what: string): { entries: Map<string, HeaderEntry>; metadata: Record<string, string>; dataStart: number } {
+function parseHeader(
+  bytes: Uint8Array,
+  what: string,
+): { entries: Map<string, HeaderEntry>; metadata: Record<string, string>; dataStart: number } {
   if (bytes.byteLength < 8) {
     throw new SafetensorsError(`${what}: file is ${bytes.byteLength} bytes, too short to hold a safetensors header`);
   }
@@ -209,7 +212,10 @@ export interface TensorToWrite {
 }
 
 /** Writes a safetensors file. Tensors are laid out in name order, as the Python library does. */
-export function writeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Uint8Array {
+export function writeSafetensors(
+  tensors: Record<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
