@@ -1,12 +1,17 @@
 import { playwright } from '@vitest/browser-playwright';
+import { resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
 import { chromiumArgs, chromiumExecutablePath } from './chromium.config.ts';
+
+// ../shared holds the data, models and goldens (read-only, beside every checkout and CI clone).
+const sharedDir = resolve(import.meta.dirname, '../shared');
 
 // One config for the app build, the unit tests (Node) and the GPU kernel tests (headless Chromium + WebGPU).
 export default defineConfig({
   root: '.',
+  define: { __SHARED_DIR__: JSON.stringify(sharedDir) },
   publicDir: 'public',
-  server: { fs: { allow: ['.', '../shared'] } },
+  server: { fs: { allow: ['.', sharedDir] } },
   build: { target: 'es2022', outDir: 'dist', chunkSizeWarningLimit: 8000 },
   worker: { format: 'es' },
   test: {
