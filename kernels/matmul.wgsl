@@ -1,9 +1,13 @@
-// Batched matrix multiply C[b] = A[b] · B[b] (or A[b] · B[b]ᵀ with TRANSPOSE_B), row-major, f32.
+// Batched matrix multiply C[b] = A[b] · B[b] (or A[b] · B[b]ᵀ with TRANSPOSE_B) + bias, row-major, f32.
 // 64x64 output tiles per workgroup of 16x16 threads, each thread a 4x4 block; K is walked in slices of 16 through
 // workgroup memory. Edges are zero-padded on load and masked on store, so M, N, K need not be multiples of anything.
-// A batch stride of 0 broadcasts that operand (e.g. one weight matrix for every image).
+// Row strides (lda, ldb, ldc) and batch strides address sub-matrices in place, e.g. one direction's column block of a
+// wider matrix; a batch stride of 0 broadcasts that operand (one weight matrix for every image).
+// HAS_BIAS adds bias[col]; ACCUMULATE adds the product to what C holds (a fused residual add).
 
 override TRANSPOSE_B: bool = false;
+override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false;
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
@@ -13,6 +17,9 @@ struct Params {
   m: u32,
   n: u32,
   k: u32,
+  lda: u32,
+  ldb: u32,
+  ldc: u32,
   batch_stride_a: u32,
   batch_stride_b: u32,
   batch_stride_c: u32,
@@ -22,6 +29,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>; // bound (one dummy value) even without HAS_BIAS
 
 var<workgroup> tile_a: array<f32, 1024>; // [TILE_K][TILE]: tile_a[k * TILE + row]
 var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE]: tile_b[k * TILE + col]
@@ -43,7 +51,7 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
       let kk = e % TILE_K;
       var v = 0.0;
       if (row0 + row < params.m && k0 + kk < params.k) {
-        v = a[base_a + (row0 + row) * params.k + k0 + kk];
+        v = a[base_a + (row0 + row) * params.lda + k0 + kk];
       }
       tile_a[kk * TILE + row] = v;
     }
@@ -62,9 +70,9 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
       var v = 0.0;
       if (k0 + kk < params.k && col0 + col < params.n) {
         if (TRANSPOSE_B) {
-          v = b[base_b + (col0 + col) * params.k + k0 + kk];
+          v = b[base_b + (col0 + col) * params.ldb + k0 + kk];
         } else {
-          v = b[base_b + (k0 + kk) * params.n + col0 + col];
+          v = b[base_b + (k0 + kk) * params.ldb + col0 + col];
         }
       }
       tile_b[kk * TILE + col] = v;
@@ -93,7 +101,11 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
     for (var j = 0u; j < 4u; j++) {
       let col = col0 + local.x * 4u + j;
       if (col < params.n) {
-        c[base_c + row * params.n + col] = acc[i][j];
+        var value = acc[i][j];
+        if (HAS_BIAS) { value += bias[col]; }
+        let index = base_c + row * params.ldc + col;
+        if (ACCUMULATE) { value += c[index]; }
+        c[index] = value;
       }
     }
   }

@@ -49,6 +49,7 @@ export class GpuRuntime {
   private lostError: DeviceLostError | undefined;
   /** Staging buffers that live until the batch that reads them has run. */
   private transient: GPUBuffer[] = [];
+  private placeholderBuffer: GPUBuffer | undefined;
 
   constructor(acquired: AcquiredDevice, loadSource: KernelSourceLoader) {
     this.device = acquired.device;
@@ -72,6 +73,19 @@ export class GpuRuntime {
 
   get maxWorkgroupsPerDimension(): number {
     return this.device.limits.maxComputeWorkgroupsPerDimension;
+  }
+
+  /**
+   * A small read-only storage buffer to bind where a kernel declares an optional input it will not read (WGSL layouts
+   * are static; binding the output there instead would alias a writable buffer).
+   */
+  get placeholder(): GPUBuffer {
+    this.placeholderBuffer ??= this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.STORAGE,
+      label: 'unused optional input',
+    });
+    return this.placeholderBuffer;
   }
 
   // ---- tensors ----
@@ -281,6 +295,7 @@ export class GpuRuntime {
   destroy(): void {
     this.pool.trim();
     this.paramBuffer?.destroy();
+    this.placeholderBuffer?.destroy();
     this.device.destroy();
   }
 

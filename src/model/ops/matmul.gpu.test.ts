@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../gpu/runtime.ts';
 import { createTestRuntime } from '../../testing/gpu.ts';
 import { matmulReference, maxRelativeError, randomArray, randomInt, seededRandom } from '../../testing/reference.ts';
-import { matmul } from './matmul.ts';
+import { linear, matmul, matmulStrided } from './matmul.ts';
 
 describe('tiled matmul against float64', () => {
   let runtime: GpuRuntime;
@@ -38,6 +38,67 @@ describe('tiled matmul against float64', () => {
       const expected = matmulReference(a.subarray(i * m * k, (i + 1) * m * k), w, m, n, k, true);
       expect(maxRelativeError(c.subarray(i * m * n, (i + 1) * m * n), expected), `batch ${i}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('strided column blocks per batch (one direction of a wider projection), with bias', async () => {
+    const random = seededRandom(13);
+    // A: [rows, K blocks of width w]; batch i multiplies block i by its own weight [n, r] (transposed), as SS2D's
+    // dt projection does for each direction's first r columns.
+    const [rows, blocks, width, r, n] = [70, 3, 9, 5, 19];
+    const a = randomArray(rows * blocks * width, random);
+    const w = randomArray(blocks * n * r, random);
+    const bias = randomArray(n, random);
+    const c = runtime.empty([blocks, rows, n]);
+    matmulStrided(runtime, {
+      a: runtime.upload([rows, blocks * width], a),
+      b: runtime.upload([blocks, n, r], w),
+      c,
+      bias: runtime.upload([n], bias),
+      m: rows,
+      n,
+      k: r,
+      lda: blocks * width,
+      ldb: r,
+      ldc: n,
+      batch: blocks,
+      batchStrideA: width,
+      batchStrideB: n * r,
+      batchStrideC: rows * n,
+      transposeB: true,
+    });
+    const out = await runtime.read(c);
+    for (let blk = 0; blk < blocks; blk++) {
+      const block = new Float32Array(rows * r);
+      for (let i = 0; i < rows; i++)
+        for (let p = 0; p < r; p++) block[i * r + p] = a[i * blocks * width + blk * width + p]!;
+      const expected = matmulReference(block, w.subarray(blk * n * r, (blk + 1) * n * r), rows, n, r, true);
+      for (let i = 0; i < expected.length; i++) expected[i]! += bias[i % n]!;
+      expect(
+        maxRelativeError(out.subarray(blk * rows * n, (blk + 1) * rows * n), expected),
+        `block ${blk}`,
+      ).toBeLessThan(1e-5);
+    }
+  });
+
+  it('linear accumulates into a residual', async () => {
+    const random = seededRandom(17);
+    const [rows, inF, outF] = [33, 21, 14];
+    const x = randomArray(rows * inF, random);
+    const w = randomArray(outF * inF, random);
+    const residual = randomArray(rows * outF, random);
+    const target = runtime.upload([rows, outF], residual);
+    linear(runtime, runtime.upload([rows, inF], x), runtime.upload([outF, inF], w), undefined, {
+      accumulateInto: target,
+    });
+    const expected = matmulReference(x, w, rows, outF, inF, true).map((v, i) => v + residual[i]!);
+    expect(maxRelativeError(await runtime.read(target), expected)).toBeLessThan(1e-5);
+  });
+
+  it('refuses strides that reach past a buffer', () => {
+    const t = runtime.upload([4, 4], new Float32Array(16));
+    expect(() => matmulStrided(runtime, { a: t, b: t, c: t, m: 4, n: 4, k: 4, lda: 5, ldb: 4, ldc: 4 })).toThrow(
+      /operand a .* too small/,
+    );
   });
 
   it('names mismatched inner dimensions', () => {
