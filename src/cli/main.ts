@@ -1,0 +1,46 @@
+import { writeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { defaultBenchOptions, runBench } from '../bench/suite.ts';
+import { createNodeRuntime } from '../gpu/node.ts';
+
+/**
+ * `mambaad <command>`: the engine in Node on Dawn (the `webgpu` package), for GPU servers.
+ * Output is written with writeSync: Dawn may abort during teardown, which would drop buffered stdout.
+ */
+const usage = `usage: mambaad bench [--matmul 1024,4096]`;
+
+function print(line: string): void {
+  writeSync(1, `${line}\n`);
+}
+
+async function bench(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { matmul: { type: 'string' } } });
+  const matmulSizes = values.matmul ? values.matmul.split(',').map(Number) : defaultBenchOptions.matmulSizes;
+  const runtime = await createNodeRuntime();
+  try {
+    const record = await runBench(runtime, { ...defaultBenchOptions, matmulSizes });
+    print(JSON.stringify({ host: 'node-dawn', ...record }));
+  } finally {
+    runtime.destroy();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'bench':
+      await bench(rest);
+      return 0;
+    default:
+      process.stderr.write(`${usage}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    writeSync(2, `mambaad: ${error.message}\n`);
+    process.exit(1);
+  },
+);
