@@ -1,5 +1,5 @@
-import { playwright } from '@vitest/browser-playwright';
 import { resolve } from 'node:path';
+import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { chromiumArgs, chromiumExecutablePath } from './chromium.config.ts';
 
