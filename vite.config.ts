@@ -14,6 +14,8 @@ export default defineConfig({
   server: { fs: { allow: ['.', sharedDir] } },
   build: { target: 'es2022', outDir: 'dist', chunkSizeWarningLimit: 8000 },
   worker: { format: 'es' },
+  // @jsquash/webp loads its wasm relative to its own module; pre-bundling would move it.
+  optimizeDeps: { exclude: ['@jsquash/webp'] },
   test: {
     projects: [
       {

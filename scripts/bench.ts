@@ -5,11 +5,9 @@
  * A host that cannot run says why instead of a number. Options: --node-only, --browser-only, --matmul 1024,4096.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
-import { createServer } from 'vite';
-import { chromiumArgs, chromiumExecutablePath } from '../chromium.config.ts';
+import { runPage } from './browserPage.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,32 +26,53 @@ function lastJsonLine(output: string): unknown {
   return line ? JSON.parse(line) : undefined;
 }
 
+/** Random weights (seed 0) written by the reference, so every host times the same model. */
+const WEIGHTS = 'build/bench-weights.safetensors';
+
+function makeWeights(): string | undefined {
+  if (existsSync(WEIGHTS)) return undefined;
+  mkdirSync('build', { recursive: true });
+  const run = spawnSync(
+    '/usr/bin/python3',
+    [
+      'training/reference/bench_reference.py',
+      '--device',
+      'cpu',
+      '--batches',
+      '1',
+      '--repeats',
+      '1',
+      '--weights-out',
+      WEIGHTS,
+    ],
+    { encoding: 'utf8' },
+  );
+  return run.status === 0 ? undefined : `could not write ${WEIGHTS}: ${run.stderr.trim().split('\n').at(-1)}`;
+}
+
 function benchNode(): unknown {
-  const args = ['bin/mambaad.mjs', 'bench', ...(values.matmul ? ['--matmul', values.matmul] : [])];
+  const args = [
+    'bin/mambaad.mjs',
+    'bench',
+    ...(values.matmul ? ['--matmul', values.matmul] : []),
+    ...(existsSync(WEIGHTS) ? ['--weights', WEIGHTS] : []),
+  ];
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000 });
   return lastJsonLine(run.stdout) ?? { skipped: `node + Dawn: ${(run.stderr || 'no output').trim()}` };
 }
 
 async function benchBrowser(): Promise<unknown> {
-  if (!existsSync(chromiumExecutablePath)) return { skipped: `no Chromium at ${chromiumExecutablePath}` };
-  const server = await createServer({ server: { port: 0 }, logLevel: 'silent' });
-  await server.listen();
-  const browser = await chromium.launch({ executablePath: chromiumExecutablePath, args: chromiumArgs });
-  try {
-    const page = await browser.newPage();
-    const options = values.matmul ? { matmulSizes: values.matmul.split(',').map(Number) } : {};
-    const url = `${server.resolvedUrls!.local[0]}bench.html?options=${encodeURIComponent(JSON.stringify(options))}`;
-    await page.goto(url);
-    await page.waitForFunction(() => window.benchResult !== undefined, undefined, { timeout: 600_000 });
-    const result = await page.evaluate(() => window.benchResult!);
-    return result.ok ? { host: 'chromium', ...(result.record as object) } : { error: result.error };
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+  const options = {
+    ...(values.matmul ? { matmulSizes: values.matmul.split(',').map(Number) } : {}),
+    ...(existsSync(WEIGHTS) ? { weightsUrl: `/${WEIGHTS}` } : {}),
+  };
+  const result = await runPage('bench.html', { options: JSON.stringify(options) }, 600_000);
+  return result.ok ? result.record : { skipped: `browser: ${result.error}` };
 }
 
 const record: Record<string, unknown> = { date: new Date().toISOString() };
+const weightsProblem = makeWeights();
+if (weightsProblem) record.weights = weightsProblem;
 if (!values['browser-only']) record.node = benchNode();
 if (!values['node-only']) record.browser = await benchBrowser();
 writeSync(1, `${JSON.stringify(record)}\n`);

@@ -18,6 +18,9 @@ step() { echo; echo "== $1"; }
 step 'lint (biome)';            npx biome check .
 step 'typecheck (tsc)';         npx tsc --noEmit -p tsconfig.json
 step 'unit tests (node)';       npx vitest run --project unit
+step 'PyTorch reference self-tests'; /usr/bin/python3 training/reference/test_reference.py
+step 'metrics against sklearn/skimage (npm run metrics:check)'; npm run --silent metrics:check
 step 'GPU kernel tests (headless Chromium, WebGPU)'; npx vitest run --project gpu
+step 'parity with the official goldens and the reference (npm run parity)'; npm run --silent parity
 step 'build';                   npx vite build --logLevel warn
 step 'e2e (Playwright)';        npx playwright test

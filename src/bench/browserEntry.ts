@@ -1,31 +1,24 @@
 import { loadBundledKernel } from '../gpu/kernelSources.browser.ts';
 import { GpuRuntime } from '../gpu/runtime.ts';
+import { reportPageResult } from '../testing/pageResult.ts';
 import { type BenchOptions, defaultBenchOptions, runBench } from './suite.ts';
 
-/** bench.html?options=<json>: runs the suite on this browser's WebGPU and leaves the record on window.benchResult. */
-declare global {
-  interface Window {
-    benchResult?: { ok: true; record: unknown } | { ok: false; error: string };
-  }
-}
-
+/** bench.html?options=<json>: runs the suite on this browser's WebGPU (driven by scripts/bench.ts). */
 async function main() {
   const param = new URLSearchParams(location.search).get('options');
-  const options: BenchOptions = param ? { ...defaultBenchOptions, ...JSON.parse(param) } : defaultBenchOptions;
+  const parsed = param ? (JSON.parse(param) as Partial<BenchOptions> & { weightsUrl?: string }) : {};
+  const options: BenchOptions = { ...defaultBenchOptions, ...parsed };
+  if (parsed.weightsUrl) {
+    const response = await fetch(parsed.weightsUrl);
+    if (!response.ok) throw new Error(`cannot fetch ${parsed.weightsUrl}: HTTP ${response.status}`);
+    options.weights = new Uint8Array(await response.arrayBuffer());
+  }
   const runtime = await GpuRuntime.create(navigator.gpu, loadBundledKernel);
   try {
-    return await runBench(runtime, options);
+    return { host: 'chromium', ...(await runBench(runtime, options)) };
   } finally {
     runtime.destroy();
   }
 }
 
-main().then(
-  (record) => {
-    window.benchResult = { ok: true, record };
-    document.getElementById('result')!.textContent = JSON.stringify(record, null, 2);
-  },
-  (error: Error) => {
-    window.benchResult = { ok: false, error: error.message };
-  },
-);
+reportPageResult(main());

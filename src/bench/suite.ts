@@ -1,4 +1,8 @@
+import { anomalyMaps, disposeAnomalyMaps } from '../anomaly/anomalyMap.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
+import { parseSafetensors } from '../io/safetensors.ts';
+import { stageGridSize } from '../model/config.ts';
+import { loadMambaAD, mambaadForward } from '../model/mambaad.ts';
 import { matmul } from '../model/ops/matmul.ts';
 
 /** What one bench run measured, on one host (Node + Dawn, or a browser). Extended by later op families. */
@@ -6,6 +10,17 @@ export interface BenchRecord {
   adapter: string;
   softwareAdapter: boolean;
   matmul: MatmulBench[];
+  forward: ForwardBench[];
+}
+
+/** MFF_OCE + decoder + anomaly map + scores read back, from encoder features (the encoder is timed separately). */
+export interface ForwardBench {
+  batch: number;
+  ms?: number;
+  imagesPerSecond?: number;
+  repeats?: number;
+  peakPoolBytes?: number;
+  skipped?: string;
 }
 
 export interface MatmulBench {
@@ -18,11 +33,21 @@ export interface MatmulBench {
 
 export interface BenchOptions {
   matmulSizes: number[];
+  /** A weights file (training/reference/bench_reference.py --weights-out) for the forward timings. */
+  weights?: Uint8Array;
+  forwardBatches: number[];
+  /** Batches above this are skipped on a software adapter. */
+  softwareForwardLimit: number;
   /** Sizes above this are skipped on a software adapter, where a 4096² matmul takes minutes. */
   softwareMatmulLimit: number;
 }
 
-export const defaultBenchOptions: BenchOptions = { matmulSizes: [1024, 4096], softwareMatmulLimit: 1024 };
+export const defaultBenchOptions: BenchOptions = {
+  matmulSizes: [1024, 4096],
+  softwareMatmulLimit: 1024,
+  forwardBatches: [1, 16],
+  softwareForwardLimit: 1,
+};
 
 function randomMatrix(n: number): Float32Array {
   const m = new Float32Array(n * n);
@@ -49,14 +74,66 @@ async function benchMatmul(runtime: GpuRuntime, n: number): Promise<MatmulBench>
   return { n, ms: +ms.toFixed(3), gflops: +((2 * n ** 3) / ms / 1e6).toFixed(1), repeats };
 }
 
+/** Random post-ReLU-like features (uniform [0, 1)) of the encoder's shapes, NHWC. */
+function randomFeatures(runtime: GpuRuntime, batch: number, sizes: number[], channels: number[]) {
+  return sizes.map((size, i) => {
+    const data = new Float32Array(batch * size * size * channels[i]!);
+    for (let j = 0; j < data.length; j++) data[j] = Math.random();
+    return runtime.upload([batch, size, size, channels[i]!], data);
+  });
+}
+
+async function benchForward(runtime: GpuRuntime, weights: Uint8Array, batch: number): Promise<ForwardBench> {
+  const model = loadMambaAD(runtime, parseSafetensors(weights, 'bench weights'), 'bench weights');
+  const grid = stageGridSize(model.config, 0);
+  const features = randomFeatures(runtime, batch, [grid * 8, grid * 4, grid * 2], model.config.encoderChannels);
+  const once = async () => {
+    const { z, decoded } = mambaadForward(runtime, model, features);
+    const maps = await anomalyMaps(runtime, features, decoded);
+    z.dispose();
+    for (const d of decoded) d.dispose();
+    disposeAnomalyMaps(maps);
+  };
+  await once(); // compiles every pipeline and fills the buffer pool
+  const warm = performance.now();
+  await once();
+  const warmMs = performance.now() - warm;
+  const repeats = Math.max(1, Math.min(20, Math.round(2000 / warmMs)));
+  const start = performance.now();
+  for (let i = 0; i < repeats; i++) await once();
+  const ms = (performance.now() - start) / repeats;
+  for (const f of features) f.dispose();
+  return {
+    batch,
+    ms: +ms.toFixed(2),
+    imagesPerSecond: +((batch / ms) * 1000).toFixed(1),
+    repeats,
+    peakPoolBytes: runtime.pool.stats.peakBytes,
+  };
+}
+
 export async function runBench(runtime: GpuRuntime, options: BenchOptions = defaultBenchOptions): Promise<BenchRecord> {
-  const record: BenchRecord = { adapter: runtime.adapterName, softwareAdapter: runtime.isSoftwareAdapter, matmul: [] };
+  const record: BenchRecord = {
+    adapter: runtime.adapterName,
+    softwareAdapter: runtime.isSoftwareAdapter,
+    matmul: [],
+    forward: [],
+  };
   for (const n of options.matmulSizes) {
     if (runtime.isSoftwareAdapter && n > options.softwareMatmulLimit) {
       record.matmul.push({ n, skipped: `software adapter: sizes above ${options.softwareMatmulLimit} take minutes` });
       continue;
     }
     record.matmul.push(await benchMatmul(runtime, n));
+  }
+  for (const batch of options.forwardBatches) {
+    if (!options.weights) record.forward.push({ batch, skipped: 'no weights file given' });
+    else if (runtime.isSoftwareAdapter && batch > options.softwareForwardLimit) {
+      record.forward.push({
+        batch,
+        skipped: `software adapter: batches above ${options.softwareForwardLimit} take minutes`,
+      });
+    } else record.forward.push(await benchForward(runtime, options.weights, batch));
   }
   return record;
 }

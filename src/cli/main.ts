@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultBenchOptions, runBench } from '../bench/suite.ts';
 import { createNodeRuntime } from '../gpu/node.ts';
@@ -7,18 +7,26 @@ import { createNodeRuntime } from '../gpu/node.ts';
  * `mambaad <command>`: the engine in Node on Dawn (the `webgpu` package), for GPU servers.
  * Output is written with writeSync: Dawn may abort during teardown, which would drop buffered stdout.
  */
-const usage = `usage: mambaad bench [--matmul 1024,4096]`;
+const usage = `usage: mambaad bench [--matmul 1024,4096] [--weights FILE --batches 1,16]`;
 
 function print(line: string): void {
   writeSync(1, `${line}\n`);
 }
 
 async function bench(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { matmul: { type: 'string' } } });
-  const matmulSizes = values.matmul ? values.matmul.split(',').map(Number) : defaultBenchOptions.matmulSizes;
+  const { values } = parseArgs({
+    args,
+    options: { matmul: { type: 'string' }, weights: { type: 'string' }, batches: { type: 'string' } },
+  });
+  const list = (value: string | undefined, fallback: number[]) => (value ? value.split(',').map(Number) : fallback);
   const runtime = await createNodeRuntime();
   try {
-    const record = await runBench(runtime, { ...defaultBenchOptions, matmulSizes });
+    const record = await runBench(runtime, {
+      ...defaultBenchOptions,
+      matmulSizes: list(values.matmul, defaultBenchOptions.matmulSizes),
+      forwardBatches: list(values.batches, defaultBenchOptions.forwardBatches),
+      ...(values.weights ? { weights: new Uint8Array(readFileSync(values.weights)) } : {}),
+    });
     print(JSON.stringify({ host: 'node-dawn', ...record }));
   } finally {
     runtime.destroy();
