@@ -6,16 +6,24 @@ import { chromiumArgs, chromiumExecutablePath } from './chromium.config.ts';
 // ../shared holds the data, models and goldens (read-only, beside every checkout and CI clone).
 const sharedDir = resolve(import.meta.dirname, '../shared');
 
+const crossOriginIsolation = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
 // One config for the app build, the unit tests (Node) and the GPU kernel tests (headless Chromium + WebGPU).
 export default defineConfig({
   root: '.',
   define: { __SHARED_DIR__: JSON.stringify(sharedDir) },
   publicDir: 'public',
-  server: { fs: { allow: ['.', sharedDir] } },
+  // Cross-origin isolation lets onnxruntime-web's wasm backend use threads (SharedArrayBuffer).
+  server: { fs: { allow: ['.', sharedDir] }, headers: crossOriginIsolation },
+  preview: { headers: crossOriginIsolation },
   build: { target: 'es2022', outDir: 'dist', chunkSizeWarningLimit: 8000 },
   worker: { format: 'es' },
-  // @jsquash/webp loads its wasm relative to its own module; pre-bundling would move it.
-  optimizeDeps: { exclude: ['@jsquash/webp'] },
+  // @jsquash/webp loads its wasm relative to its own module; pre-bundling would move it. onnxruntime-web is
+  // pre-bundled up front so that a cold cache does not reload a page (or a browser test) half-way.
+  optimizeDeps: { exclude: ['@jsquash/webp'], include: ['onnxruntime-web'] },
   test: {
     projects: [
       {

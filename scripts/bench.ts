@@ -56,6 +56,8 @@ function benchNode(): unknown {
     'bench',
     ...(values.matmul ? ['--matmul', values.matmul] : []),
     ...(existsSync(WEIGHTS) ? ['--weights', WEIGHTS] : []),
+    '--encoder',
+    '../shared/models/resnet18-imagenet-l1-l3-bnfolded.safetensors',
   ];
   const run = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 600_000 });
   return lastJsonLine(run.stdout) ?? { skipped: `node + Dawn: ${(run.stderr || 'no output').trim()}` };

@@ -17,7 +17,8 @@ declare global {
 
 export async function runPage(page: string, query: Record<string, string>, timeoutMs: number): Promise<PageResult> {
   if (!existsSync(chromiumExecutablePath)) return { ok: false, error: `no Chromium at ${chromiumExecutablePath}` };
-  const server = await createServer({ server: { port: 0 }, logLevel: 'silent' });
+  // No HMR: an edit in the tree must not reload a page half-way through a measurement.
+  const server = await createServer({ server: { port: 0, hmr: false }, logLevel: 'silent' });
   await server.listen();
   const browser = await chromium.launch({ executablePath: chromiumExecutablePath, args: chromiumArgs });
   try {

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-/usr/bin/python3 -c 'import torch, numpy, scipy, sklearn, skimage, PIL' 2>/dev/null ||
-  need_apt+=(python3-torch python3-numpy python3-scipy python3-sklearn python3-skimage python3-pil)
+/usr/bin/python3 -c 'import torch, numpy, scipy, sklearn, skimage, PIL, onnx' 2>/dev/null ||
+  need_apt+=(python3-torch python3-numpy python3-scipy python3-sklearn python3-skimage python3-pil python3-onnx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test: installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,4 +1,8 @@
 import { anomalyMaps, disposeAnomalyMaps } from '../anomaly/anomalyMap.ts';
+import { benchPixelMetrics, type PixelBenchResult } from '../anomaly/metrics.bench.ts';
+import { benchEncoder, type EncoderTiming } from '../encoder/benchEncoder.ts';
+import { createEncoder, type EncoderBackend } from '../encoder/encoder.ts';
+import { buildResNetEncoderOnnx } from '../encoder/onnxGraph.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import { parseSafetensors } from '../io/safetensors.ts';
 import { stageGridSize } from '../model/config.ts';
@@ -11,6 +15,11 @@ export interface BenchRecord {
   softwareAdapter: boolean;
   matmul: MatmulBench[];
   forward: ForwardBench[];
+  /** The ResNet18 encoder through onnxruntime-web, per backend; `auto` records which one it picks here and why. */
+  encoder: (EncoderTiming | { backend: string; batch: number; skipped: string })[];
+  encoderChoice?: string;
+  /** Every pixel metric over a synthetic test set (CPU, float64): 2,000 images at 256² = 131M pixels by default. */
+  pixelMetrics?: PixelBenchResult;
 }
 
 /** MFF_OCE + decoder + anomaly map + scores read back, from encoder features (the encoder is timed separately). */
@@ -38,6 +47,11 @@ export interface BenchOptions {
   forwardBatches: number[];
   /** Batches above this are skipped on a software adapter. */
   softwareForwardLimit: number;
+  /** BN-folded ResNet18 weights (../shared/models) for the encoder timings. */
+  encoderWeights?: Uint8Array;
+  encoderBatches: number[];
+  /** Images of the pixel-metrics bench; 0 skips it. */
+  pixelMetricsImages: number;
   /** Sizes above this are skipped on a software adapter, where a 4096² matmul takes minutes. */
   softwareMatmulLimit: number;
 }
@@ -47,6 +61,8 @@ export const defaultBenchOptions: BenchOptions = {
   softwareMatmulLimit: 1024,
   forwardBatches: [1, 16],
   softwareForwardLimit: 1,
+  encoderBatches: [1, 16],
+  pixelMetricsImages: 2000,
 };
 
 function randomMatrix(n: number): Float32Array {
@@ -112,12 +128,40 @@ async function benchForward(runtime: GpuRuntime, weights: Uint8Array, batch: num
   };
 }
 
+/** wasm and WebGPU timings of the encoder; WebGPU on a CPU rasteriser is timed at batch 1 only (~15 s an image). */
+async function benchEncoders(runtime: GpuRuntime, weights: Uint8Array, batches: number[], record: BenchRecord) {
+  const model = buildResNetEncoderOnnx(parseSafetensors(weights, 'encoder weights'), 'resnet18');
+  const size = { height: 256, width: 256 };
+  for (const backend of ['wasm', 'webgpu'] as EncoderBackend[]) {
+    let encoder: Awaited<ReturnType<typeof createEncoder>>;
+    try {
+      encoder = await createEncoder({ model, backend });
+    } catch (error) {
+      for (const batch of batches) record.encoder.push({ backend, batch, skipped: (error as Error).message });
+      continue;
+    }
+    for (const batch of batches) {
+      if (backend === 'webgpu' && runtime.isSoftwareAdapter && batch > 1) {
+        record.encoder.push({ backend, batch, skipped: 'WebGPU on a software adapter: batch 1 only' });
+      } else {
+        const slow = backend === 'webgpu' && runtime.isSoftwareAdapter;
+        record.encoder.push(await benchEncoder(encoder, batch, size, slow ? 1 : 3));
+      }
+    }
+    await encoder.release();
+  }
+  const auto = await createEncoder({ model, backend: 'auto' });
+  record.encoderChoice = `${auto.backend}: ${auto.selection.reason}`;
+  await auto.release();
+}
+
 export async function runBench(runtime: GpuRuntime, options: BenchOptions = defaultBenchOptions): Promise<BenchRecord> {
   const record: BenchRecord = {
     adapter: runtime.adapterName,
     softwareAdapter: runtime.isSoftwareAdapter,
     matmul: [],
     forward: [],
+    encoder: [],
   };
   for (const n of options.matmulSizes) {
     if (runtime.isSoftwareAdapter && n > options.softwareMatmulLimit) {
@@ -135,5 +179,7 @@ export async function runBench(runtime: GpuRuntime, options: BenchOptions = defa
       });
     } else record.forward.push(await benchForward(runtime, options.weights, batch));
   }
+  if (options.encoderWeights) await benchEncoders(runtime, options.encoderWeights, options.encoderBatches, record);
+  if (options.pixelMetricsImages > 0) record.pixelMetrics = benchPixelMetrics({ images: options.pixelMetricsImages });
   return record;
 }

@@ -7,7 +7,7 @@ import { createNodeRuntime } from '../gpu/node.ts';
  * `mambaad <command>`: the engine in Node on Dawn (the `webgpu` package), for GPU servers.
  * Output is written with writeSync: Dawn may abort during teardown, which would drop buffered stdout.
  */
-const usage = `usage: mambaad bench [--matmul 1024,4096] [--weights FILE --batches 1,16]`;
+const usage = 'usage: mambaad bench [--matmul 1024,4096] [--weights FILE --batches 1,16] [--encoder RESNET18_FILE]';
 
 function print(line: string): void {
   writeSync(1, `${line}\n`);
@@ -16,7 +16,12 @@ function print(line: string): void {
 async function bench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { matmul: { type: 'string' }, weights: { type: 'string' }, batches: { type: 'string' } },
+    options: {
+      matmul: { type: 'string' },
+      weights: { type: 'string' },
+      batches: { type: 'string' },
+      encoder: { type: 'string' },
+    },
   });
   const list = (value: string | undefined, fallback: number[]) => (value ? value.split(',').map(Number) : fallback);
   const runtime = await createNodeRuntime();
@@ -26,6 +31,7 @@ async function bench(args: string[]): Promise<void> {
       matmulSizes: list(values.matmul, defaultBenchOptions.matmulSizes),
       forwardBatches: list(values.batches, defaultBenchOptions.forwardBatches),
       ...(values.weights ? { weights: new Uint8Array(readFileSync(values.weights)) } : {}),
+      ...(values.encoder ? { encoderWeights: new Uint8Array(readFileSync(values.encoder)) } : {}),
     });
     print(JSON.stringify({ host: 'node-dawn', ...record }));
   } finally {
