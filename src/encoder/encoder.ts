@@ -175,7 +175,7 @@ function webGpuOf(): GPU | undefined {
 const NODE_GPU_HINT =
   "In Node, ORT's WebGPU EP needs the WebGPU globals and navigator.gpu, e.g. from the 'webgpu' package (Dawn): " +
   "import { create, globals } from 'webgpu'; Object.assign(globalThis, globals); then define navigator.gpu = " +
-  'create([]) (as scripts/bench_encoder.ts does).';
+  'create([]) (createNodeRuntime in src/gpu/node.ts does this).';
 
 /** The adapter ORT's WebGPU EP will get (it calls requestAdapter() with default options), or why there is none. */
 async function probeAdapter(): Promise<{ adapter: GPUAdapter } | { missing: string }> {

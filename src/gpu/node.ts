@@ -10,5 +10,9 @@ export async function createNodeRuntime(kernelsDir?: string): Promise<GpuRuntime
   Object.assign(globalThis, globals);
   const pinned = globalThis as { __mambaadDawn?: GPU };
   pinned.__mambaadDawn ??= create([]);
+  // onnxruntime-web's WebGPU backend looks for navigator.gpu only (Node 20 has no navigator global).
+  const global = globalThis as { navigator?: { gpu?: GPU } };
+  if (!global.navigator) global.navigator = { gpu: pinned.__mambaadDawn };
+  else if (!global.navigator.gpu) Object.defineProperty(global.navigator, 'gpu', { value: pinned.__mambaadDawn });
   return GpuRuntime.create(pinned.__mambaadDawn, kernelsFromDisk(kernelsDir));
 }
