@@ -74,6 +74,98 @@ export function selectiveScanReference(
   return { y, states: saved };
 }
 
+/** The gradients of one selective-scan problem (the layouts of the inputs; A's, not A_log's). */
+export interface ScanReferenceGradients {
+  /** [B, L, D], summed over the directions. */
+  du: Float64Array;
+  /** [K, B, L, D] */
+  dDeltaRaw: Float64Array;
+  /** Like proj: dB and dC in their columns, zeros elsewhere (the scan does not read the dt columns). */
+  dProj: Float64Array;
+  /** [K·D, N] */
+  dA: Float64Array;
+  /** [K·D] */
+  dDeltaBias: Float64Array;
+  /** [K·D] */
+  dDskip: Float64Array;
+}
+
+/**
+ * The backward pass of selectiveScanReference (MAMBAAD.md §6.1) for dy [K, B, L, D], each direction's output
+ * gradient at raster positions: h is stored for every step, then the adjoint λ runs backwards.
+ */
+export function selectiveScanBackwardReference(
+  input: ScanReferenceInput,
+  dy: ArrayLike<number>,
+): ScanReferenceGradients {
+  const { batch, length: L, channels: D, directions: K, states: N, projWidth, bOffset } = input;
+  const grads: ScanReferenceGradients = {
+    du: new Float64Array(batch * L * D),
+    dDeltaRaw: new Float64Array(K * batch * L * D),
+    dProj: new Float64Array(input.proj.length),
+    dA: new Float64Array(K * D * N),
+    dDeltaBias: new Float64Array(K * D),
+    dDskip: new Float64Array(K * D),
+  };
+  // h[t + 1] after step t; h[0] = 0.
+  const h = new Float64Array((L + 1) * N);
+  const lambda = new Float64Array(N);
+  for (let k = 0; k < K; k++) {
+    for (let b = 0; b < batch; b++) {
+      for (let d = 0; d < D; d++) {
+        const c = k * D + d;
+        // Step t's offsets into u and into the [K, B, L, D] tensors, its row of proj, and its u, δ, Δ and g.
+        const step = (t: number) => {
+          const p = input.table[k * L + t]!;
+          const at = (b * L + p) * D + d;
+          const directionAt = (k * batch + b) * L * D + p * D + d;
+          const raw = input.deltaRaw[directionAt]! + input.deltaBias[c]!;
+          return {
+            at,
+            directionAt,
+            row: ((b * L + p) * K + k) * projWidth + bOffset,
+            u: input.u[at]!,
+            raw,
+            delta: softplus20(raw),
+            g: dy[directionAt]!,
+          };
+        };
+        for (let t = 0; t < L; t++) {
+          const { u, delta, row } = step(t);
+          for (let n = 0; n < N; n++) {
+            h[(t + 1) * N + n] =
+              Math.exp(delta * input.A[c * N + n]!) * h[t * N + n]! + delta * input.proj[row + n]! * u;
+          }
+        }
+        lambda.fill(0); // holds exp(Δ_{t+1}·A)·λ_{t+1} on entry to step t
+        for (let t = L - 1; t >= 0; t--) {
+          const { at, directionAt, row, u, raw, delta, g } = step(t);
+          let lambdaB = 0;
+          let lambdaDecay = 0;
+          for (let n = 0; n < N; n++) {
+            const A = input.A[c * N + n]!;
+            const decay = Math.exp(delta * A);
+            const l = g * input.proj[row + N + n]! + lambda[n]!;
+            const prev = h[t * N + n]!;
+            lambdaB += l * input.proj[row + n]!;
+            lambdaDecay += l * A * decay * prev;
+            grads.dA[c * N + n] = grads.dA[c * N + n]! + l * delta * decay * prev;
+            grads.dProj[row + n] = grads.dProj[row + n]! + l * delta * u;
+            grads.dProj[row + N + n] = grads.dProj[row + N + n]! + g * h[(t + 1) * N + n]!;
+            lambda[n] = decay * l;
+          }
+          grads.du[at] = grads.du[at]! + g * input.Dskip[c]! + delta * lambdaB;
+          const dRaw = (lambdaDecay + u * lambdaB) * (raw <= 20 ? 1 / (1 + Math.exp(-raw)) : 1);
+          grads.dDeltaRaw[directionAt] = dRaw;
+          grads.dDeltaBias[c] = grads.dDeltaBias[c]! + dRaw;
+          grads.dDskip[c] = grads.dDskip[c]! + g * u;
+        }
+      }
+    }
+  }
+  return grads;
+}
+
 /** Y [B, L, D] = Σ_k y[k] in PyTorch's summation order. */
 export function mergeDirectionsReference(y: ArrayLike<number>, directions: DirectionCount): Float64Array {
   const size = y.length / directions;

@@ -32,16 +32,25 @@ export function scanLaunchFor(runtime: GpuRuntime): ScanLaunch {
   return runtime.isSoftwareAdapter ? SOFTWARE_SCAN_LAUNCH : GPU_SCAN_LAUNCH;
 }
 
-/** State intervals must be multiples of this, which every launch's chunk divides. */
+/**
+ * State intervals must be multiples of this, which every launch's chunk divides. It is also the length of the segments
+ * that the backward pass recomputes at once (SEGMENT in kernels/scan.wgsl).
+ */
 export const STATE_INTERVAL_UNIT = 32;
 
-function workgroupBytes(launch: ScanLaunch): number {
+function forwardWorkgroupBytes(launch: ScanLaunch): number {
   const { threadsPerChannel, channels, chunk } = launch;
   // positions, B/C rows, u and delta, the parts of C·h
   return 4 * chunk * (1 + 2 * SSM_STATES + 2 * channels + threadsPerChannel * channels);
 }
 
-function checkLaunch(runtime: GpuRuntime, launch: ScanLaunch): void {
+function backwardWorkgroupBytes(launch: ScanLaunch): number {
+  const { threadsPerChannel, channels, chunk } = launch;
+  // positions, B/C rows, u, delta, dy and the softplus slope, the dB/dC terms, two kinds of parts
+  return 4 * chunk * (1 + 2 * SSM_STATES + channels * (4 + SSM_STATES + 2 * threadsPerChannel));
+}
+
+function checkLaunch(runtime: GpuRuntime, launch: ScanLaunch, workgroupBytes: number, what: string): void {
   const { threadsPerChannel, channels, chunk } = launch;
   const limits = runtime.device.limits;
   if (
@@ -52,10 +61,10 @@ function checkLaunch(runtime: GpuRuntime, launch: ScanLaunch): void {
     !Number.isInteger(chunk) ||
     chunk < 1 ||
     STATE_INTERVAL_UNIT % chunk !== 0 ||
-    workgroupBytes(launch) > limits.maxComputeWorkgroupStorageSize
+    workgroupBytes > limits.maxComputeWorkgroupStorageSize
   ) {
     throw new Error(
-      `selective scan: launch ${JSON.stringify(launch)} is invalid (1 or 4 threads per channel, at most ` +
+      `${what}: launch ${JSON.stringify(launch)} is invalid (1 or 4 threads per channel, at most ` +
         `${limits.maxComputeInvocationsPerWorkgroup} threads and ${limits.maxComputeWorkgroupStorageSize} bytes ` +
         `of workgroup memory, a chunk that divides ${STATE_INTERVAL_UNIT})`,
     );
@@ -149,18 +158,74 @@ export interface SelectiveScanOptions {
   perDirectionU?: boolean;
   /**
    * Also return the state after every `stateInterval` steps (a multiple of STATE_INTERVAL_UNIT) and after the last
-   * one, where a backward pass can restart the recurrence.
+   * one, where the backward pass restarts the recurrence.
    */
   stateInterval?: number;
   /** Default: scanLaunchFor(runtime). */
   launch?: ScanLaunch;
 }
 
+/** What selectiveScanBackward needs from the forward. */
+export interface SavedScanStates {
+  /** [K, B, ceil(L / stateInterval), N, D]: h after every stateInterval steps and after the last step. */
+  states: Tensor;
+  stateInterval: number;
+}
+
 export interface SelectiveScanResult {
   /** [K, ...u's shape]: direction k's output for step t at raster position table[k, t]. */
   y: Tensor;
-  /** [K, B, ceil(L / stateInterval), N, D] with stateInterval. */
-  states?: Tensor;
+  /** With options.stateInterval. */
+  saved?: SavedScanStates;
+}
+
+/** The sizes of a scan problem, after checking that the inputs agree with each other. */
+interface ScanShape {
+  K: number;
+  L: number;
+  batch: number;
+  D: number;
+  /** u's shape without the direction axis: [B, L, D] or [B, H, W, D]. */
+  sequenceShape: readonly number[];
+  /** R + 2N: the columns of one direction in proj. */
+  blockWidth: number;
+}
+
+function checkScanInputs(inputs: SelectiveScanInputs, perDirectionU: boolean, what: string): ScanShape {
+  const { u, deltaRaw, proj, dtRank, table, channelParams } = inputs;
+  const K = table.directions;
+  const L = table.length;
+  const sequenceShape = perDirectionU ? u.shape.slice(1) : u.shape;
+  const [batch = 0, ...positionsAndChannels] = sequenceShape;
+  const D = positionsAndChannels.pop() ?? 0;
+  const positions = positionsAndChannels.reduce((n, d) => n * d, 1);
+  if ((perDirectionU && u.shape[0] !== K) || sequenceShape.length < 3 || positions !== L) {
+    const expected = perDirectionU ? `[${K}, B, ${L}, D]` : `[B, ${L}, D] or [B, H, W, D] with H·W = ${L}`;
+    throw new Error(`${what}: u must be ${expected}, got ${shapeToString(u.shape)}`);
+  }
+  if (deltaRaw.shape[0] !== K || deltaRaw.size !== K * batch * L * D) {
+    throw new Error(`${what}: delta must be [${K}, ${batch}, ${L}, ${D}] like u, got ${shapeToString(deltaRaw.shape)}`);
+  }
+  if (!Number.isInteger(dtRank) || dtRank < 0) throw new Error(`${what}: dt rank ${dtRank} is invalid`);
+  const blockWidth = dtRank + 2 * SSM_STATES;
+  if (proj.size !== batch * L * K * blockWidth) {
+    throw new Error(
+      `${what}: proj ${shapeToString(proj.shape)} must hold ${batch}·${L} rows of ${K} blocks of ` +
+        `${dtRank} + 2·${SSM_STATES} values`,
+    );
+  }
+  if (channelParams.size !== K * D * CHANNEL_STRIDE) {
+    throw new Error(
+      `${what}: channel parameters ${shapeToString(channelParams.shape)} must be [${K * D}, ${CHANNEL_STRIDE}]`,
+    );
+  }
+  return { K, L, batch, D, sequenceShape, blockWidth };
+}
+
+function checkStateInterval(interval: number, what: string): void {
+  if (!Number.isInteger(interval) || interval <= 0 || interval % STATE_INTERVAL_UNIT) {
+    throw new Error(`${what}: state interval ${interval} must be a positive multiple of ${STATE_INTERVAL_UNIT}`);
+  }
 }
 
 /**
@@ -172,47 +237,21 @@ export function selectiveScanForward(
   inputs: SelectiveScanInputs,
   options: SelectiveScanOptions = {},
 ): SelectiveScanResult {
-  const { u, deltaRaw, proj, dtRank, table, channelParams } = inputs;
-  const K = table.directions;
-  const L = table.length;
+  const what = 'selective scan';
   const perDirectionU = options.perDirectionU ?? false;
-  const sequenceShape = perDirectionU ? u.shape.slice(1) : u.shape;
-  const [batch = 0, ...positionsAndChannels] = sequenceShape;
-  const D = positionsAndChannels.pop() ?? 0;
-  const positions = positionsAndChannels.reduce((n, d) => n * d, 1);
-  if ((perDirectionU && u.shape[0] !== K) || sequenceShape.length < 3 || positions !== L) {
-    const expected = perDirectionU ? `[${K}, B, ${L}, D]` : `[B, ${L}, D] or [B, H, W, D] with H·W = ${L}`;
-    throw new Error(`selective scan: u must be ${expected}, got ${shapeToString(u.shape)}`);
-  }
-  if (deltaRaw.shape[0] !== K || deltaRaw.size !== K * batch * L * D) {
-    throw new Error(
-      `selective scan: delta must be [${K}, ${batch}, ${L}, ${D}] like u, got ${shapeToString(deltaRaw.shape)}`,
-    );
-  }
-  if (!Number.isInteger(dtRank) || dtRank < 0) throw new Error(`selective scan: dt rank ${dtRank} is invalid`);
-  const blockWidth = dtRank + 2 * SSM_STATES;
-  if (proj.size !== batch * L * K * blockWidth) {
-    throw new Error(
-      `selective scan: proj ${shapeToString(proj.shape)} must hold ${batch}·${L} rows of ${K} blocks of ` +
-        `${dtRank} + 2·${SSM_STATES} values`,
-    );
-  }
-  if (channelParams.size !== K * D * CHANNEL_STRIDE) {
-    throw new Error(
-      `selective scan: channel parameters ${shapeToString(channelParams.shape)} must be [${K * D}, ${CHANNEL_STRIDE}]`,
-    );
-  }
+  const { K, L, batch, D, sequenceShape, blockWidth } = checkScanInputs(inputs, perDirectionU, what);
   const interval = options.stateInterval;
-  if (interval !== undefined && (!Number.isInteger(interval) || interval <= 0 || interval % STATE_INTERVAL_UNIT)) {
-    throw new Error(`selective scan: state interval ${interval} must be a positive multiple of ${STATE_INTERVAL_UNIT}`);
-  }
+  if (interval !== undefined) checkStateInterval(interval, what);
   const launch = options.launch ?? scanLaunchFor(runtime);
-  checkLaunch(runtime, launch);
+  checkLaunch(runtime, launch, forwardWorkgroupBytes(launch), what);
   const y = runtime.empty([K, ...sequenceShape], 'scan y');
-  const states =
+  const saved =
     interval === undefined
       ? undefined
-      : runtime.empty([K, batch, Math.ceil(L / interval), SSM_STATES, D], 'scan states');
+      : {
+          states: runtime.empty([K, batch, Math.ceil(L / interval), SSM_STATES, D], 'scan states'),
+          stateInterval: interval,
+        };
   runtime.dispatch({
     kernel: {
       family,
@@ -221,7 +260,7 @@ export function selectiveScanForward(
         THREADS_PER_CHANNEL: launch.threadsPerChannel,
         CHANNELS: launch.channels,
         CHUNK: launch.chunk,
-        STORE_STATES: states !== undefined,
+        STORE_STATES: saved !== undefined,
       },
     },
     params: Uint32Array.of(
@@ -230,14 +269,171 @@ export function selectiveScanForward(
       D,
       K * blockWidth,
       blockWidth,
-      dtRank,
+      inputs.dtRank,
       perDirectionU ? batch * L * D : 0,
       (interval ?? launch.chunk) / launch.chunk,
     ),
-    buffers: [u, deltaRaw, proj, table.tensor, channelParams, y, states ?? runtime.placeholder],
+    buffers: [
+      inputs.u,
+      inputs.deltaRaw,
+      inputs.proj,
+      inputs.table.tensor,
+      inputs.channelParams,
+      y,
+      saved?.states ?? runtime.placeholder,
+    ],
     workgroups: [Math.ceil(D / launch.channels), K, batch],
   });
-  return states ? { y, states } : { y };
+  return saved ? { y, saved } : { y };
+}
+
+// The backward needs more workgroup memory per step (kernels/scan.wgsl), hence shorter chunks than the forward's.
+// The software layout keeps one thread per channel; both put 32 channels in a group, which also sets the size of the
+// dB/dC partials: [D / 32, B, L, K, 2N], about the size of delta.
+export const GPU_SCAN_BACKWARD_LAUNCH: ScanLaunch = { threadsPerChannel: 4, channels: 32, chunk: 4 };
+export const SOFTWARE_SCAN_BACKWARD_LAUNCH: ScanLaunch = { threadsPerChannel: 1, channels: 32, chunk: 4 };
+
+export function scanBackwardLaunchFor(runtime: GpuRuntime): ScanLaunch {
+  return runtime.isSoftwareAdapter ? SOFTWARE_SCAN_BACKWARD_LAUNCH : GPU_SCAN_BACKWARD_LAUNCH;
+}
+
+export interface SelectiveScanBackwardOptions {
+  /** u is [K, ...] per direction (as in the forward); du is then per direction too. */
+  perDirectionU?: boolean;
+  /**
+   * dy is [K, ...u's sequence shape], one gradient per direction. By default dy is [B, L, D] (or [B, H, W, D]), the
+   * gradient of the merged output Y = Σ_k y_k: the merge is a sum, so every direction's y has that same gradient and
+   * the kernel reads it K times instead of broadcasting a copy (mergeDirections needs no backward op).
+   */
+  perDirectionDy?: boolean;
+  /** Return dA (the gradient of A itself) instead of dA_log = dA·A (the default: the model's parameter is A_logs). */
+  gradientOfA?: boolean;
+  /** Default: scanBackwardLaunchFor(runtime). */
+  launch?: ScanLaunch;
+}
+
+export interface SelectiveScanGradients {
+  /** Like u: summed over the directions at raster positions, or per direction with perDirectionU. */
+  du: Tensor;
+  /** Like deltaRaw [K, B, L, D]: through the softplus (threshold 20) and the delta bias. */
+  dDeltaRaw: Tensor;
+  /**
+   * Like proj: dB and dC in each direction's B and C columns (summed over the direction's channels), zeros in the dt
+   * columns, which the caller fills from dDeltaRaw (matmulStrided into them, with or without accumulate).
+   */
+  dProj: Tensor;
+  /** [K·D, N]: dA_log = dA·A, or dA with gradientOfA (the layout of A_logs). */
+  dA: Tensor;
+  /** [K, D], like dt_projs_bias. */
+  dDeltaBias: Tensor;
+  /** [K·D], like Ds. */
+  dDskip: Tensor;
+}
+
+/**
+ * The backward pass of selectiveScanForward (MAMBAAD.md §6.1): the gradients of every input of the scan from dy, the
+ * gradient of each direction's y at raster positions. It recomputes h from the states saved by the forward and runs
+ * the adjoint backwards (kernels/scan.wgsl); the sums over channels, batch and directions are race-free partials
+ * reduced by later passes. Records 4 dispatches (5 with a shared u: the directions' du are summed by merge_directions).
+ */
+export function selectiveScanBackward(
+  runtime: GpuRuntime,
+  inputs: SelectiveScanInputs,
+  dy: Tensor,
+  saved: SavedScanStates,
+  options: SelectiveScanBackwardOptions = {},
+): SelectiveScanGradients {
+  const what = 'selective scan backward';
+  const perDirectionU = options.perDirectionU ?? false;
+  const perDirectionDy = options.perDirectionDy ?? false;
+  const { K, L, batch, D, sequenceShape, blockWidth } = checkScanInputs(inputs, perDirectionU, what);
+  const sequenceSize = batch * L * D;
+  if (perDirectionDy ? dy.shape[0] !== K || dy.size !== K * sequenceSize : dy.size !== sequenceSize) {
+    const expected = perDirectionDy ? `[${K}, ${batch}, ${L}, ${D}]` : `[${batch}, ${L}, ${D}] like y merged`;
+    throw new Error(`${what}: dy must be ${expected}, got ${shapeToString(dy.shape)}`);
+  }
+  checkStateInterval(saved.stateInterval, what);
+  const slots = Math.ceil(L / saved.stateInterval);
+  const statesShape = [K, batch, slots, SSM_STATES, D];
+  if (saved.states.shape.join() !== statesShape.join()) {
+    throw new Error(
+      `${what}: the saved states ${shapeToString(saved.states.shape)} must be ${shapeToString(statesShape)} ` +
+        `(every ${saved.stateInterval} steps, from the forward of these inputs)`,
+    );
+  }
+  if (!perDirectionU && K !== 2 && K !== 4 && K !== 8) {
+    throw new Error(`${what}: a u shared by the directions needs 2, 4 or 8 directions to sum du over, got ${K}`);
+  }
+  const launch = options.launch ?? scanBackwardLaunchFor(runtime);
+  checkLaunch(runtime, launch, backwardWorkgroupBytes(launch), what);
+
+  // The workspace (u32): channel parameters, table, per-batch channel partials, per-group dB/dC partials.
+  const channelValues = K * D * CHANNEL_STRIDE;
+  const tableOffset = channelValues;
+  const channelPartialOffset = tableOffset + K * L;
+  const projPartialOffset = channelPartialOffset + batch * channelValues;
+  const groups = Math.ceil(D / launch.channels);
+  const work = runtime.empty([projPartialOffset + groups * batch * L * K * 2 * SSM_STATES], 'scan backward workspace');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'scan_backward_prepare', constants: { WORKGROUP_SIZE } },
+    params: Uint32Array.of(channelValues, K * L),
+    buffers: [inputs.channelParams, inputs.table.tensor, work],
+    workgroups: runtime.workgroupsFor(channelValues + K * L, WORKGROUP_SIZE),
+  });
+
+  const duDirections = runtime.empty([K, ...sequenceShape], 'scan du per direction');
+  const dDeltaRaw = runtime.empty(inputs.deltaRaw.shape, 'scan d delta');
+  runtime.dispatch({
+    kernel: {
+      family,
+      entryPoint: 'selective_scan_backward',
+      constants: { THREADS_PER_CHANNEL: launch.threadsPerChannel, CHANNELS: launch.channels, CHUNK: launch.chunk },
+    },
+    params: Uint32Array.of(
+      batch,
+      L,
+      D,
+      K,
+      K * blockWidth,
+      blockWidth,
+      inputs.dtRank,
+      perDirectionU ? sequenceSize : 0,
+      perDirectionDy ? sequenceSize : 0,
+      saved.stateInterval,
+      tableOffset,
+      channelPartialOffset,
+      projPartialOffset,
+    ),
+    buffers: [inputs.u, inputs.deltaRaw, inputs.proj, dy, saved.states, duDirections, dDeltaRaw, work],
+    workgroups: [groups, K, batch],
+  });
+
+  const dProj = runtime.empty(inputs.proj.shape, 'scan d proj');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'reduce_proj_grads', constants: { WORKGROUP_SIZE } },
+    params: Uint32Array.of(dProj.size, K, blockWidth, inputs.dtRank, groups, batch * L, projPartialOffset),
+    buffers: [work, dProj],
+    workgroups: runtime.workgroupsFor(dProj.size, WORKGROUP_SIZE),
+  });
+  const dA = runtime.empty([K * D, SSM_STATES], options.gradientOfA ? 'scan dA' : 'scan dA_log');
+  const dDeltaBias = runtime.empty([K, D], 'scan d delta bias');
+  const dDskip = runtime.empty([K * D], 'scan d Dskip');
+  runtime.dispatch({
+    kernel: {
+      family,
+      entryPoint: 'reduce_channel_grads',
+      constants: { WORKGROUP_SIZE, A_IS_LOG: !(options.gradientOfA ?? false) },
+    },
+    params: Uint32Array.of(K * D, batch, channelPartialOffset),
+    buffers: [work, dA, dDeltaBias, dDskip],
+    workgroups: runtime.workgroupsFor(channelValues, WORKGROUP_SIZE),
+  });
+  work.dispose();
+
+  if (perDirectionU) return { du: duDirections, dDeltaRaw, dProj, dA, dDeltaBias, dDskip };
+  const du = mergeDirections(runtime, duDirections);
+  duDirections.dispose();
+  return { du, dDeltaRaw, dProj, dA, dDeltaBias, dDskip };
 }
 
 /** Y = Σ_k y[k] in PyTorch's summation order (scanOrders.mergeOrder): y [K, B, ...] -> [B, ...]. */
