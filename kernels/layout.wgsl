@@ -5,6 +5,9 @@
 //   on SwiftShader (a barrier per 256 elements) and would save little on a real GPU for a once-per-image copy.
 // patch_expand: PatchExpand2D's pixel shuffle, [B, H, W, 4·dim] -> [B, 2H, 2W, dim] with
 //   out[b, 2h + p1, 2w + p2, c] = in[b, h, w, p1·2·dim + p2·dim + c].
+// patch_expand_backward: the inverse permutation, [B, 2H, 2W, dim] -> [B, H, W, 4·dim], one thread per output element:
+//   the gradient of patch_expand's input. (transpose is its own backward with rows and cols swapped, copy_channels
+//   the backward of a concatenation block by block.)
 // copy_channels: out[row, dst_offset + c] = in[row, src_offset + c] for c < count, rows src_stride / dst_stride apart:
 //   one input's block of a channel concatenation, or a channel slice.
 
@@ -67,6 +70,24 @@ fn patch_expand(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let b = i / (dim * 4u * w * h);
   let pixel = (b * h + oy / 2u) * w + ox / 2u;
   output[i] = input[pixel * 4u * dim + ((oy % 2u) * 2u + ox % 2u) * dim + c];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn patch_expand_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = linear_index(gid, groups);
+  if (i >= expand_params.count) { return; }
+  let dim = expand_params.dim;
+  let w = expand_params.w;
+  let h = expand_params.h;
+  let channel = i % (4u * dim);
+  let pixel = i / (4u * dim);
+  let block = channel / dim; // p1 · 2 + p2
+  let x = pixel % w;
+  let y = (pixel / w) % h;
+  let b = pixel / (w * h);
+  let oy = 2u * y + block / 2u;
+  let ox = 2u * x + block % 2u;
+  output[i] = input[((b * 2u * h + oy) * 2u * w + ox) * dim + channel % dim];
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

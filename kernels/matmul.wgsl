@@ -1,10 +1,15 @@
-// Batched matrix multiply C[b] = A[b] · B[b] (or A[b] · B[b]ᵀ with TRANSPOSE_B) + bias, row-major, f32.
+// Batched matrix multiply C[b] = op(A[b]) · op(B[b]) + bias, row-major, f32, where op transposes A with TRANSPOSE_A
+// (A stored [k, m]: a weight gradient dW = dYᵀ·X reads dY in place) and B with TRANSPOSE_B (B stored [n, k]).
 // 64x64 output tiles per workgroup of 16x16 threads, each thread a 4x4 block; K is walked in slices of 16 through
 // workgroup memory. Edges are zero-padded on load and masked on store, so M, N, K need not be multiples of anything.
 // Row strides (lda, ldb, ldc) and batch strides address sub-matrices in place, e.g. one direction's column block of a
 // wider matrix; a batch stride of 0 broadcasts that operand (one weight matrix for every image).
 // HAS_BIAS adds bias[col]; ACCUMULATE adds the product to what C holds (a fused residual add).
+// Split K: workgroup z = batch · splits + split multiplies only k in [split · k_split, (split + 1) · k_split) and writes
+// its partial product split_stride_c further on; the caller sums the partials (a weight gradient's k is every
+// position of the batch, too long a reduction for the few output tiles). splits = 1, k_split = k is a plain product.
 
+override TRANSPOSE_A: bool = false;
 override TRANSPOSE_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
@@ -23,6 +28,9 @@ struct Params {
   batch_stride_a: u32,
   batch_stride_b: u32,
   batch_stride_c: u32,
+  splits: u32,
+  k_split: u32,
+  split_stride_c: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -36,7 +44,10 @@ var<workgroup> tile_b: array<f32, 1024>; // [TILE_K][TILE]: tile_b[k * TILE + co
 
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) local: vec3u) {
-  let batch = group.z;
+  let batch = group.z / params.splits;
+  let split = group.z % params.splits;
+  let k_begin = split * params.k_split;
+  let k_end = min(params.k, k_begin + params.k_split);
   let row0 = group.y * TILE;
   let col0 = group.x * TILE;
   let thread = local.y * 16u + local.x;
@@ -44,14 +55,26 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
   let base_b = batch * params.batch_stride_b;
 
   var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
+  for (var k0 = k_begin; k0 < k_end; k0 += TILE_K) {
     for (var i = 0u; i < TILE * TILE_K / THREADS; i++) {
       let e = thread + i * THREADS;
-      let row = e / TILE_K;
-      let kk = e % TILE_K;
+      var kk: u32;
+      var row: u32;
+      // Consecutive threads read consecutive addresses in either layout.
+      if (TRANSPOSE_A) {
+        kk = e / TILE;
+        row = e % TILE;
+      } else {
+        row = e / TILE_K;
+        kk = e % TILE_K;
+      }
       var v = 0.0;
-      if (row0 + row < params.m && k0 + kk < params.k) {
-        v = a[base_a + (row0 + row) * params.lda + k0 + kk];
+      if (row0 + row < params.m && k0 + kk < k_end) {
+        if (TRANSPOSE_A) {
+          v = a[base_a + (k0 + kk) * params.lda + row0 + row];
+        } else {
+          v = a[base_a + (row0 + row) * params.lda + k0 + kk];
+        }
       }
       tile_a[kk * TILE + row] = v;
     }
@@ -68,7 +91,7 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
         col = e % TILE;
       }
       var v = 0.0;
-      if (k0 + kk < params.k && col0 + col < params.n) {
+      if (k0 + kk < k_end && col0 + col < params.n) {
         if (TRANSPOSE_B) {
           v = b[base_b + (col0 + col) * params.ldb + k0 + kk];
         } else {
@@ -94,7 +117,7 @@ fn matmul(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_id) loc
     workgroupBarrier();
   }
 
-  let base_c = batch * params.batch_stride_c;
+  let base_c = batch * params.batch_stride_c + split * params.split_stride_c;
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + local.y * 4u + i;
     if (row >= params.m) { continue; }

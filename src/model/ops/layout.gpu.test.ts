@@ -3,9 +3,17 @@ import type { GpuRuntime } from '../../gpu/runtime.ts';
 import { loadGolden } from '../../testing/goldens.ts';
 import { createTestRuntime } from '../../testing/gpu.ts';
 import { maxRelativeError, randomArray, seededRandom } from '../../testing/reference.ts';
-import { concatChannels, nchwToNhwc, nhwcToNchw, patchExpandShuffle, sliceChannels } from './layout.ts';
-import { linear } from './matmul.ts';
-import { layerNorm } from './norm.ts';
+import {
+  concatChannels,
+  nchwToNhwc,
+  nhwcToNchw,
+  patchExpandShuffle,
+  patchExpandShuffleBackward,
+  sliceChannels,
+  splitChannels,
+} from './layout.ts';
+import { linear, linearBackward } from './matmul.ts';
+import { layerNorm, layerNormBackward } from './norm.ts';
 
 /** Index arithmetic of a 4-D row-major tensor. */
 function offset4([, d1, d2, d3]: readonly number[], i0: number, i1: number, i2: number, i3: number): number {
@@ -97,5 +105,56 @@ describe('layout kernels', () => {
     );
     expect(out.shape).toEqual(golden.tensor('output.0').shape);
     expect(maxRelativeError(await runtime.read(out), golden.float32('output.0'))).toBeLessThan(1e-4);
+  });
+
+  it('patchExpandShuffleBackward is the inverse permutation', async () => {
+    const [b, h, w, dim] = [2, 3, 5, 7];
+    const x = randomArray(b * h * w * 4 * dim, seededRandom(4));
+    const shuffled = patchExpandShuffle(runtime, runtime.upload([b, h, w, 4 * dim], x));
+    // A permutation's backward is its inverse: it must give back every value in its original place.
+    const back = patchExpandShuffleBackward(runtime, shuffled);
+    expect(back.shape).toEqual([b, h, w, 4 * dim]);
+    expect(await runtime.read(back)).toEqual(x);
+    expect(() => patchExpandShuffleBackward(runtime, runtime.upload([1, 3, 2, 4], new Float32Array(24)))).toThrow(
+      /not a 2x-expanded image/,
+    );
+  });
+
+  it('splitChannels undoes concatChannels block by block', async () => {
+    const random = seededRandom(5);
+    const widths = [5, 7, 1];
+    const parts = widths.map((c) => randomArray(2 * 3 * c, random));
+    const joined = concatChannels(
+      runtime,
+      parts.map((p, i) => runtime.upload([2, 3, widths[i]!], p)),
+    );
+    const split = splitChannels(runtime, joined, widths);
+    expect(split.map((t) => t.shape)).toEqual(widths.map((c) => [2, 3, c]));
+    for (const [i, t] of split.entries()) expect(await runtime.read(t)).toEqual(parts[i]);
+    expect(() => splitChannels(runtime, joined, [5, 7])).toThrow(/widths \[5, 7\] do not split \[2, 3, 13\]/);
+  });
+
+  it('PatchExpand2D backward matches the official golden patch_expand_d32 gradients', async () => {
+    const golden = await loadGolden('patch_expand_d32');
+    const upload = (name: string) => runtime.upload(golden.tensor(name).shape, golden.float32(name), name);
+    const x = upload('input.x');
+    const weight = upload('param.expand.weight');
+    const shuffled = patchExpandShuffle(runtime, linear(runtime, x, weight));
+    const norm = layerNormBackward(runtime, shuffled, upload('param.norm.weight'), upload('dout.0'), { eps: 1e-5 });
+    const expand = linearBackward(runtime, x, weight, patchExpandShuffleBackward(runtime, norm.dx));
+    const errors = {
+      'grad.input.x': maxRelativeError(await runtime.read(expand.dx!), golden.float32('grad.input.x')),
+      'grad.param.expand.weight': maxRelativeError(
+        await runtime.read(expand.dWeight),
+        golden.float32('grad.param.expand.weight'),
+      ),
+      'grad.param.norm.weight': maxRelativeError(
+        await runtime.read(norm.dWeight),
+        golden.float32('grad.param.norm.weight'),
+      ),
+      'grad.param.norm.bias': maxRelativeError(await runtime.read(norm.dBias), golden.float32('grad.param.norm.bias')),
+    };
+    console.info(`patch_expand_d32 gradient errors: ${JSON.stringify(errors)}`);
+    for (const [name, error] of Object.entries(errors)) expect(error, name).toBeLessThan(1e-5);
   });
 });

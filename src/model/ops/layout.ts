@@ -1,7 +1,11 @@
 import type { GpuRuntime } from '../../gpu/runtime.ts';
 import { shapeToString, type Tensor } from '../../gpu/tensor.ts';
 
-/** kernels/layout.wgsl: layout changes between NCHW and channels-last NHWC, PatchExpand's shuffle, channel blocks. */
+/**
+ * kernels/layout.wgsl: layout changes between NCHW and channels-last NHWC, PatchExpand's shuffle, channel blocks.
+ * Backward: nchwToNhwc and nhwcToNchw are each other's backward; patchExpandShuffleBackward undoes the shuffle;
+ * splitChannels is concatChannels' backward (and sliceChannels one block of it).
+ */
 const family = 'layout';
 const WORKGROUP_SIZE = 256;
 
@@ -50,6 +54,23 @@ export function patchExpandShuffle(runtime: GpuRuntime, x: Tensor): Tensor {
     workgroups: runtime.workgroupsFor(out.size, WORKGROUP_SIZE),
   });
   return out;
+}
+
+/** The backward of patchExpandShuffle: dy [B, 2H, 2W, dim] -> dx [B, H, W, 4·dim], the inverse permutation. */
+export function patchExpandShuffleBackward(runtime: GpuRuntime, dy: Tensor): Tensor {
+  const [b, outH, outW, dim] = image('patchExpandShuffleBackward', dy);
+  if (outH % 2 !== 0 || outW % 2 !== 0) {
+    throw new Error(`patchExpandShuffleBackward: ${shapeToString(dy.shape)} is not a 2x-expanded image`);
+  }
+  const [h, w] = [outH / 2, outW / 2];
+  const dx = runtime.empty([b, h, w, 4 * dim], 'patchExpand dx');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'patch_expand_backward', constants: { WORKGROUP_SIZE } },
+    params: Uint32Array.of(dx.size, h, w, dim),
+    buffers: [dy, dx],
+    workgroups: runtime.workgroupsFor(dx.size, WORKGROUP_SIZE),
+  });
+  return dx;
 }
 
 /** Copies all rows of src's channels [srcOffset, srcOffset + channels) to dst's channels from dstOffset. */
@@ -105,4 +126,20 @@ export function sliceChannels(runtime: GpuRuntime, x: Tensor, start: number, cou
   const out = runtime.empty([...x.shape.slice(0, -1), count], 'slice');
   copyChannels(runtime, x, start, out, 0, count);
   return out;
+}
+
+/**
+ * The backward of concatChannels: dy [..., Σ widths] cut along the last axis into [..., widths[i]], in order.
+ */
+export function splitChannels(runtime: GpuRuntime, dy: Tensor, widths: readonly number[]): Tensor[] {
+  const total = widths.reduce((n, c) => n + c, 0);
+  if (widths.some((c) => !Number.isInteger(c) || c < 1) || dy.shape.length === 0 || dy.shape.at(-1) !== total) {
+    throw new Error(`splitChannels: widths [${widths.join(', ')}] do not split ${shapeToString(dy.shape)}`);
+  }
+  let offset = 0;
+  return widths.map((channels) => {
+    const part = sliceChannels(runtime, dy, offset, channels);
+    offset += channels;
+    return part;
+  });
 }

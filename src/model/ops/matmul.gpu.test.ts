@@ -2,7 +2,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuRuntime } from '../../gpu/runtime.ts';
 import { createTestRuntime } from '../../testing/gpu.ts';
 import { matmulReference, maxRelativeError, randomArray, randomInt, seededRandom } from '../../testing/reference.ts';
-import { linear, matmul, matmulStrided } from './matmul.ts';
+import { linear, linearBackward, matmul, matmulStrided } from './matmul.ts';
+
+/** xᵀ of a row-major [rows, cols] matrix. */
+function transposed(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
+  return out;
+}
+
+/** float64 gradients of y = x·Wᵀ + b for the upstream gradient dy: dx = dy·W, dW = dyᵀ·x, db = Σ_rows dy. */
+function linearBackwardReference(x: Float32Array, w: Float32Array, dy: Float32Array, rows: number, inF: number) {
+  const outF = w.length / inF;
+  const dBias = new Float64Array(outF);
+  for (let r = 0; r < rows; r++) for (let o = 0; o < outF; o++) dBias[o]! += dy[r * outF + o]!;
+  return {
+    dx: matmulReference(dy, w, rows, inF, outF),
+    dWeight: matmulReference(transposed(dy, rows, outF), transposed(x, rows, inF), outF, inF, rows, true),
+    dBias,
+  };
+}
 
 describe('tiled matmul against float64', () => {
   let runtime: GpuRuntime;
@@ -24,6 +43,75 @@ describe('tiled matmul against float64', () => {
       const expected = matmulReference(a, b, m, n, k, transposeB);
       expect(maxRelativeError(c, expected), `m=${m} n=${n} k=${k} transposeB=${transposeB}`).toBeLessThan(1e-5);
     }
+  });
+
+  it('transposed a (stored [k, m]), batched', async () => {
+    const random = seededRandom(5);
+    const [batch, m, n, k] = [2, 70, 33, 150];
+    const aT = randomArray(batch * k * m, random);
+    const b = randomArray(batch * k * n, random);
+    const c = await runtime.read(
+      matmul(runtime, runtime.upload([batch, k, m], aT), runtime.upload([batch, k, n], b), { transposeA: true }),
+    );
+    for (let i = 0; i < batch; i++) {
+      const a = transposed(aT.subarray(i * k * m, (i + 1) * k * m), k, m);
+      const expected = matmulReference(a, b.subarray(i * k * n, (i + 1) * k * n), m, n, k);
+      expect(maxRelativeError(c.subarray(i * m * n, (i + 1) * m * n), expected), `batch ${i}`).toBeLessThan(1e-5);
+    }
+  });
+
+  it('linearBackward: dx (accumulated into a residual gradient), dW, dBias', async () => {
+    const random = seededRandom(19);
+    const [batch, positions, inF, outF] = [2, 35, 37, 70];
+    const rows = batch * positions;
+    const x = randomArray(rows * inF, random);
+    const w = randomArray(outF * inF, random);
+    const dy = randomArray(rows * outF, random);
+    const residualGradient = randomArray(rows * inF, random);
+    const target = runtime.upload([batch, positions, inF], residualGradient);
+    const grads = linearBackward(
+      runtime,
+      runtime.upload([batch, positions, inF], x),
+      runtime.upload([outF, inF], w),
+      runtime.upload([batch, positions, outF], dy),
+      { hasBias: true, accumulateInputGradientInto: target },
+    );
+    const expected = linearBackwardReference(x, w, dy, rows, inF);
+    expect(grads.dx).toBe(target);
+    expect(grads.dWeight.shape).toEqual([outF, inF]);
+    expect(grads.dBias?.shape).toEqual([outF]);
+    const dx = expected.dx.map((v, i) => v + residualGradient[i]!);
+    expect(maxRelativeError(await runtime.read(target), dx)).toBeLessThan(1e-5);
+    expect(maxRelativeError(await runtime.read(grads.dWeight), expected.dWeight)).toBeLessThan(1e-5);
+    expect(maxRelativeError(await runtime.read(grads.dBias!), expected.dBias)).toBeLessThan(1e-5);
+  });
+
+  it('linearBackward over 2100 rows splits dW over k and sums the parts; no dx when asked', async () => {
+    const random = seededRandom(23);
+    const [rows, inF, outF] = [2100, 3, 5];
+    const x = randomArray(rows * inF, random);
+    const w = randomArray(outF * inF, random);
+    const dy = randomArray(rows * outF, random);
+    const grads = linearBackward(
+      runtime,
+      runtime.upload([rows, inF], x),
+      runtime.upload([outF, inF], w),
+      runtime.upload([rows, outF], dy),
+      { hasBias: true, inputGradient: false },
+    );
+    expect(grads.dx).toBeUndefined();
+    const expected = linearBackwardReference(x, w, dy, rows, inF);
+    expect(maxRelativeError(await runtime.read(grads.dWeight), expected.dWeight)).toBeLessThan(1e-5);
+    expect(maxRelativeError(await runtime.read(grads.dBias!), expected.dBias)).toBeLessThan(1e-5);
+  });
+
+  it('linearBackward names a dy that does not match', () => {
+    const x = runtime.upload([4, 3], new Float32Array(12));
+    const w = runtime.upload([2, 3], new Float32Array(6));
+    expect(() => linearBackward(runtime, x, w, runtime.upload([4, 3], new Float32Array(12)))).toThrow(/dy/);
+    expect(() => linearBackward(runtime, runtime.upload([4, 5], new Float32Array(20)), w, x)).toThrow(
+      /input \[4, 5\] does not match weight \[2, 3\]/,
+    );
   });
 
   it('batched, with a broadcast weight', async () => {

@@ -1,10 +1,14 @@
 import type { GpuRuntime } from '../../gpu/runtime.ts';
 import { assertShape, shapeToString, type Tensor } from '../../gpu/tensor.ts';
+import { chunkPartials, REDUCTION_CHUNK_ROWS, reductionChunks, sumChunks } from './reduce.ts';
 
-/** kernels/norm.wgsl: LayerNorm (plain and SS2D's gated one), InstanceNorm2d and BatchNorm inference, channels-last. */
+/**
+ * kernels/norm.wgsl: LayerNorm (plain and SS2D's gated one), InstanceNorm2d and BatchNorm, channels-last; inference,
+ * and for training their backward passes and BatchNorm with batch statistics.
+ */
 const family = 'norm';
 const AFFINE_WORKGROUP_SIZE = 256;
-/** instance_norm covers this many channels per workgroup. */
+/** instance_norm and the per-channel reductions of training cover this many channels per workgroup. */
 const INSTANCE_CHANNELS = 16;
 
 /** layer_norm's workgroup: rows share its 256 threads, threadsPerRow each. */
@@ -36,11 +40,27 @@ function threadsPerRow(runtime: GpuRuntime, channels: number, requested: number 
   return threads;
 }
 
-function rowParams(rows: number, channels: number, eps: number, gatePixelStride = 0, gateChannelOffset = 0) {
-  const params = new Uint32Array(5);
+/** A gate's channel window: rows pixelStride apart, channels from channelOffset. */
+interface ChannelWindow {
+  pixelStride: number;
+  channelOffset: number;
+}
+
+const NO_WINDOW: ChannelWindow = { pixelStride: 0, channelOffset: 0 };
+
+function rowParams(rows: number, channels: number, eps: number, gate = NO_WINDOW, gateGradient = NO_WINDOW) {
+  const params = new Uint32Array(7);
   params.set([rows, channels]);
   new Float32Array(params.buffer, 8, 1)[0] = eps;
-  params.set([gatePixelStride, gateChannelOffset], 3);
+  params.set([gate.pixelStride, gate.channelOffset, gateGradient.pixelStride, gateGradient.channelOffset], 3);
+  return params;
+}
+
+/** kernels/norm.wgsl's ChannelParams: per-channel reductions over rows in chunks of REDUCTION_CHUNK_ROWS. */
+function channelParams(rows: number, channels: number, eps = 0, momentum = 0): Uint32Array {
+  const params = new Uint32Array(5);
+  params.set([rows, channels, REDUCTION_CHUNK_ROWS]);
+  new Float32Array(params.buffer, 12, 2).set([eps, momentum]);
   return params;
 }
 
@@ -97,6 +117,30 @@ export interface GatedLayerNormOptions extends LayerNormOptions {
   gateChannelOffset?: number;
 }
 
+/** Checks that `gate` [..., ≥D] has y's leading dimensions and a D-channel window at `offset` (exactly D without). */
+function gateWindow(
+  what: string,
+  name: string,
+  y: Tensor,
+  gate: Tensor,
+  channels: number,
+  offset: number | undefined,
+): ChannelWindow {
+  const gateChannels = gate.shape.at(-1) ?? 0;
+  const leadingMatch =
+    gate.shape.length === y.shape.length && gate.shape.slice(0, -1).every((d, i) => d === y.shape[i]);
+  const windowFits =
+    offset === undefined
+      ? gateChannels === channels
+      : Number.isInteger(offset) && offset >= 0 && offset + channels <= gateChannels;
+  if (!leadingMatch || !windowFits) {
+    throw new Error(
+      `${what}: ${name} ${shapeToString(gate.shape)} has no ${channels}-channel window at offset ${offset ?? 0} for y ${shapeToString(y.shape)}`,
+    );
+  }
+  return { pixelStride: gateChannels, channelOffset: offset ?? 0 };
+}
+
 /** SS2D's output norm: LayerNorm_D(y) · SiLU(z) for y [..., D] and z the gate's channel window. */
 export function gatedLayerNorm(
   runtime: GpuRuntime,
@@ -110,22 +154,10 @@ export function gatedLayerNorm(
   assertShape('gatedLayerNorm weight', weight.shape, [channels]);
   assertShape('gatedLayerNorm bias', bias.shape, [channels]);
   checkEps('gatedLayerNorm', options.eps);
-  const gateChannels = gate.shape.at(-1) ?? 0;
-  const offset = options.gateChannelOffset;
-  const leadingMatch =
-    gate.shape.length === y.shape.length && gate.shape.slice(0, -1).every((d, i) => d === y.shape[i]);
-  const windowFits =
-    offset === undefined
-      ? gateChannels === channels
-      : Number.isInteger(offset) && offset >= 0 && offset + channels <= gateChannels;
-  if (!leadingMatch || !windowFits) {
-    throw new Error(
-      `gatedLayerNorm: gate ${shapeToString(gate.shape)} has no ${channels}-channel window at offset ${offset ?? 0} for y ${shapeToString(y.shape)}`,
-    );
-  }
+  const window = gateWindow('gatedLayerNorm', 'gate', y, gate, channels, options.gateChannelOffset);
   const threads = threadsPerRow(runtime, channels, options.threadsPerRow);
   const out = runtime.empty(y.shape, 'gatedLayerNorm');
-  const params = rowParams(rows, channels, options.eps, gateChannels, offset ?? 0);
+  const params = rowParams(rows, channels, options.eps, window);
   dispatchRows(runtime, 'layer_norm_gated', params, [y, weight, bias, gate, out], rows, threads);
   return out;
 }
@@ -230,4 +262,293 @@ export function channelAffine(
     workgroups: runtime.workgroupsFor(x.size, AFFINE_WORKGROUP_SIZE),
   });
   return out;
+}
+
+// ---- training ----
+
+export interface NormGradients {
+  /** Like x. */
+  dx: Tensor;
+  /** [C]. */
+  dWeight: Tensor;
+  /** [C]. */
+  dBias: Tensor;
+}
+
+/**
+ * Sums per channel over the rows of [rows, C] in chunks: `entryPoint` writes two partial sums per chunk, which are
+ * added into the two results [C].
+ */
+function channelReduction(
+  runtime: GpuRuntime,
+  entryPoint: string,
+  constants: Readonly<Record<string, boolean>>,
+  params: Uint32Array,
+  inputs: Tensor[],
+  rows: number,
+  channels: number,
+): [Tensor, Tensor] {
+  const chunks = reductionChunks(rows);
+  if (chunks > runtime.maxWorkgroupsPerDimension) throw new Error(`${entryPoint}: ${rows} rows are too many`);
+  const first = chunkPartials(runtime, chunks, [channels], `${entryPoint} partials`);
+  const second = chunkPartials(runtime, chunks, [channels], `${entryPoint} partials`);
+  runtime.dispatch({
+    kernel: { family, entryPoint, constants },
+    params,
+    buffers: [...inputs, first, second],
+    workgroups: [Math.ceil(channels / INSTANCE_CHANNELS), chunks],
+  });
+  return [sumChunks(runtime, first, chunks, [channels]), sumChunks(runtime, second, chunks, [channels])];
+}
+
+/**
+ * The backward of layerNorm(x, weight, bias) for dy: dx per row (statistics recomputed), dWeight = Σ_rows dy · x̂ and
+ * dBias = Σ_rows dy as chunked column reductions.
+ */
+export function layerNormBackward(
+  runtime: GpuRuntime,
+  x: Tensor,
+  weight: Tensor,
+  dy: Tensor,
+  options: LayerNormOptions,
+): NormGradients {
+  const { rows, channels } = lastAxis('layerNormBackward', x);
+  assertShape('layerNormBackward weight', weight.shape, [channels]);
+  assertShape('layerNormBackward dy', dy.shape, x.shape);
+  checkEps('layerNormBackward', options.eps);
+  const threads = threadsPerRow(runtime, channels, options.threadsPerRow);
+  const dx = runtime.empty(x.shape, 'layerNorm dx');
+  const rowStats = runtime.empty([rows, 2], 'layerNorm row statistics');
+  const params = rowParams(rows, channels, options.eps);
+  dispatchRows(runtime, 'layer_norm_backward', params, [x, weight, dy, dx, rowStats], rows, threads);
+  const [dWeight, dBias] = channelReduction(
+    runtime,
+    'layer_norm_backward_params',
+    {},
+    channelParams(rows, channels),
+    [x, rowStats, dy],
+    rows,
+    channels,
+  );
+  rowStats.dispose();
+  return { dx, dWeight, dBias };
+}
+
+export interface GatedLayerNormBackwardOptions extends GatedLayerNormOptions {
+  /**
+   * Write dz into this tensor (the gate's shape) at the gate's channel window, leaving its other channels as they
+   * are: SS2D assembles the gradient of in_proj's output in place. Without it dz is a new [..., D].
+   */
+  gateGradientInto?: Tensor;
+}
+
+export interface GatedLayerNormGradients extends NormGradients {
+  /** dz: a new [..., D], or gateGradientInto. */
+  dGate: Tensor;
+}
+
+/**
+ * The backward of gatedLayerNorm(y, gate, weight, bias) for dy: one pass gives d(LayerNorm(y)) = dy · SiLU(z) and
+ * dz = dy · LayerNorm(y) · SiLU'(z); the first then goes through layerNormBackward.
+ */
+export function gatedLayerNormBackward(
+  runtime: GpuRuntime,
+  y: Tensor,
+  gate: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  dy: Tensor,
+  options: GatedLayerNormBackwardOptions,
+): GatedLayerNormGradients {
+  const { rows, channels } = lastAxis('gatedLayerNormBackward', y);
+  assertShape('gatedLayerNormBackward weight', weight.shape, [channels]);
+  assertShape('gatedLayerNormBackward bias', bias.shape, [channels]);
+  assertShape('gatedLayerNormBackward dy', dy.shape, y.shape);
+  checkEps('gatedLayerNormBackward', options.eps);
+  const offset = options.gateChannelOffset;
+  const window = gateWindow('gatedLayerNormBackward', 'gate', y, gate, channels, offset);
+  const into = options.gateGradientInto;
+  if (into) assertShape('gatedLayerNormBackward gateGradientInto', into.shape, gate.shape);
+  const dGate = into ?? runtime.empty(y.shape, 'gatedLayerNorm dz');
+  const gradientWindow = into ? window : { pixelStride: channels, channelOffset: 0 };
+  const threads = threadsPerRow(runtime, channels, options.threadsPerRow);
+  const normedGradient = runtime.empty(y.shape, 'gatedLayerNorm d(normed)');
+  dispatchRows(
+    runtime,
+    'layer_norm_gated_backward',
+    rowParams(rows, channels, options.eps, window, gradientWindow),
+    [y, weight, bias, gate, dy, normedGradient, dGate],
+    rows,
+    threads,
+  );
+  const gradients = layerNormBackward(runtime, y, weight, normedGradient, {
+    eps: options.eps,
+    threadsPerRow: threads,
+  });
+  normedGradient.dispose();
+  return { ...gradients, dGate };
+}
+
+/** The backward of instanceNorm(x) (with its fused SiLU when options.silu) for dy: dx, statistics recomputed. */
+export function instanceNormBackward(
+  runtime: GpuRuntime,
+  x: Tensor,
+  dy: Tensor,
+  options: InstanceNormOptions = {},
+): Tensor {
+  if (x.shape.length !== 4)
+    throw new Error(`instanceNormBackward: input must be NHWC [B, H, W, C], got ${shapeToString(x.shape)}`);
+  assertShape('instanceNormBackward dy', dy.shape, x.shape);
+  const [batch, h, w, channels] = x.shape as [number, number, number, number];
+  const eps = options.eps ?? 1e-5;
+  checkEps('instanceNormBackward', eps);
+  const params = new Uint32Array(3);
+  params.set([h * w, channels]);
+  new Float32Array(params.buffer, 8, 1)[0] = eps;
+  const dx = runtime.empty(x.shape, 'instanceNorm dx');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'instance_norm_backward', constants: { SILU: options.silu ?? false } },
+    params,
+    buffers: [x, dy, dx],
+    workgroups: [Math.ceil(channels / INSTANCE_CHANNELS), batch],
+  });
+  return dx;
+}
+
+/** A BatchNorm2d layer in training: its parameters and running statistics on the GPU. */
+export interface BatchNormTrainState {
+  weight: Tensor;
+  bias: Tensor;
+  /** Updated in place by every batchNormTrain. */
+  runningMean: Tensor;
+  runningVar: Tensor;
+  /** PyTorch's num_batches_tracked: batchNormTrain adds one. */
+  numBatchesTracked: number;
+  eps: number;
+  /** The running statistics' update rate (PyTorch's default and MambaAD's: 0.1). */
+  momentum: number;
+}
+
+export interface BatchNormTrainOptions {
+  /** Apply ReLU to the output (fused). */
+  relu?: boolean;
+}
+
+export interface BatchNormTrainResult {
+  out: Tensor;
+  /** [2, C]: the batch mean and the biased variance the output was normalised with; the backward takes it. */
+  statistics: Tensor;
+}
+
+function checkBatchNormState(what: string, x: Tensor, state: BatchNormTrainState): { rows: number; channels: number } {
+  const { rows, channels } = lastAxis(what, x);
+  for (const [name, t] of Object.entries({ weight: state.weight, bias: state.bias })) {
+    assertShape(`${what} ${name}`, t.shape, [channels]);
+  }
+  checkEps(what, state.eps);
+  return { rows, channels };
+}
+
+function batchNormParams(count: number, channels: number, eps: number): Uint32Array {
+  const params = Uint32Array.of(count, channels, 0);
+  new Float32Array(params.buffer, 8, 1)[0] = eps;
+  return params;
+}
+
+/**
+ * BatchNorm2d in training mode on x [..., C] (NHWC: statistics per channel over B·H·W): normalises with the batch mean
+ * and biased variance, updates the running statistics as PyTorch does (running = (1 - momentum) · running +
+ * momentum · batch, the variance unbiased) and counts the batch in numBatchesTracked.
+ */
+export function batchNormTrain(
+  runtime: GpuRuntime,
+  x: Tensor,
+  state: BatchNormTrainState,
+  options: BatchNormTrainOptions = {},
+): BatchNormTrainResult {
+  const { rows, channels } = checkBatchNormState('batchNormTrain', x, state);
+  assertShape('batchNormTrain runningMean', state.runningMean.shape, [channels]);
+  assertShape('batchNormTrain runningVar', state.runningVar.shape, [channels]);
+  if (rows < 2) {
+    throw new Error(
+      `batchNormTrain: expected more than 1 value per channel when training, got ${shapeToString(x.shape)}`,
+    );
+  }
+  if (!(state.momentum >= 0 && state.momentum <= 1)) {
+    throw new Error(`batchNormTrain: momentum must be in [0, 1], got ${state.momentum}`);
+  }
+  const chunks = reductionChunks(rows);
+  if (chunks > runtime.maxWorkgroupsPerDimension) throw new Error(`batchNormTrain: ${rows} rows are too many`);
+  const params = channelParams(rows, channels, state.eps, state.momentum);
+  const partialMean = runtime.empty([chunks, channels], 'bn partial mean');
+  const partialM2 = runtime.empty([chunks, channels], 'bn partial M2');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'batch_norm_statistics' },
+    params,
+    buffers: [x, partialMean, partialM2],
+    workgroups: [Math.ceil(channels / INSTANCE_CHANNELS), chunks],
+  });
+  const statistics = runtime.empty([2, channels], 'bn batch statistics');
+  runtime.dispatch({
+    kernel: { family, entryPoint: 'batch_norm_finalize', constants: { WORKGROUP_SIZE: AFFINE_WORKGROUP_SIZE } },
+    params,
+    buffers: [partialMean, partialM2, statistics, state.runningMean, state.runningVar],
+    workgroups: runtime.workgroupsFor(channels, AFFINE_WORKGROUP_SIZE),
+  });
+  partialMean.dispose();
+  partialM2.dispose();
+  state.numBatchesTracked += 1;
+  const out = runtime.empty(x.shape, 'batchNormTrain');
+  runtime.dispatch({
+    kernel: {
+      family,
+      entryPoint: 'batch_norm_train',
+      constants: { WORKGROUP_SIZE: AFFINE_WORKGROUP_SIZE, RELU: options.relu ?? false },
+    },
+    params: batchNormParams(x.size, channels, state.eps),
+    buffers: [x, statistics, state.weight, state.bias, out],
+    workgroups: runtime.workgroupsFor(x.size, AFFINE_WORKGROUP_SIZE),
+  });
+  return { out, statistics };
+}
+
+/**
+ * The backward of batchNormTrain for dy, the gradient of its output (ReLU included with relu: the mask is recomputed
+ * from x, the statistics and the parameters, as the forward computed it): dgamma = Σ g · x̂, dbeta = Σ g, and
+ * dx = gamma · invstd · (g - dbeta / n - x̂ · dgamma / n), n = B·H·W.
+ */
+export function batchNormTrainBackward(
+  runtime: GpuRuntime,
+  x: Tensor,
+  statistics: Tensor,
+  state: BatchNormTrainState,
+  dy: Tensor,
+  options: BatchNormTrainOptions = {},
+): NormGradients {
+  const { rows, channels } = checkBatchNormState('batchNormTrainBackward', x, state);
+  assertShape('batchNormTrainBackward statistics', statistics.shape, [2, channels]);
+  assertShape('batchNormTrainBackward dy', dy.shape, x.shape);
+  const relu = options.relu ?? false;
+  const inputs = [x, statistics, state.weight, state.bias, dy];
+  const [dWeight, dBias] = channelReduction(
+    runtime,
+    'batch_norm_backward_reduce',
+    { RELU: relu },
+    channelParams(rows, channels, state.eps),
+    inputs,
+    rows,
+    channels,
+  );
+  const dx = runtime.empty(x.shape, 'batchNorm dx');
+  runtime.dispatch({
+    kernel: {
+      family,
+      entryPoint: 'batch_norm_backward_input',
+      constants: { WORKGROUP_SIZE: AFFINE_WORKGROUP_SIZE, RELU: relu },
+    },
+    params: batchNormParams(x.size, channels, state.eps),
+    buffers: [...inputs, dWeight, dBias, dx],
+    workgroups: runtime.workgroupsFor(x.size, AFFINE_WORKGROUP_SIZE),
+  });
+  return { dx, dWeight, dBias };
 }
