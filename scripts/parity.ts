@@ -44,8 +44,9 @@ function summariseReference(record: unknown): Record<string, unknown> | undefine
       summary[key] = value; // scan-order mismatch counts, seconds
       continue;
     }
-    const entry = (summary[name] ??= {}) as Record<string, number>;
+    const entry = (summary[name] ?? {}) as Record<string, number>;
     entry[kind] = Math.max(entry[kind] ?? 0, value);
+    summary[name] = entry;
   }
   return summary;
 }
@@ -54,7 +55,7 @@ const failures: string[] = [];
 
 // 1. The PyTorch reference against the goldens.
 const reference = python(['training/reference/check_goldens.py']);
-const referenceRecord = lastJson(reference.stdout) ?? {
+const referenceRecord = summariseReference(lastJson(reference.stdout)) ?? {
   error: reference.stderr.trim().split('\n').slice(-3).join(' '),
 };
 if (!reference.ok) failures.push('reference: check_goldens.py failed');

@@ -72,7 +72,7 @@ export class AdamW {
     if (grads.length !== this.parameters.length) {
       throw new Error(`AdamW: ${grads.length} gradients for ${this.parameters.length} parameters`);
     }
-    grads.forEach((g, i) => sumOfSquares(this.runtime, g, this.norms, i));
+    for (const [i, g] of grads.entries()) sumOfSquares(this.runtime, g, this.norms, i);
     clipCoefficient(this.runtime, this.norms, grads.length, this.options.maxGradNorm, this.clip);
     this.steps++;
     this.parameters.forEach((p, i) => {
