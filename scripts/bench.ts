@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { benchPixelMetrics } from '../src/anomaly/metrics.bench.ts';
 import { runPage } from './browserPage.ts';
 
 const { values } = parseArgs({
@@ -75,6 +76,8 @@ async function benchBrowser(): Promise<unknown> {
 const record: Record<string, unknown> = { date: new Date().toISOString() };
 const weightsProblem = makeWeights();
 if (weightsProblem) record.weights = weightsProblem;
+// The metrics are CPU work: measured in this Node process whatever GPU hosts exist (the browser page measures its own).
+record.pixelMetricsNode = benchPixelMetrics({ images: 2000 });
 if (!values['browser-only']) record.node = benchNode();
 if (!values['node-only']) record.browser = await benchBrowser();
 writeSync(1, `${JSON.stringify(record)}\n`);

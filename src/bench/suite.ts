@@ -122,7 +122,7 @@ async function benchForward(runtime: GpuRuntime, weights: Uint8Array, batch: num
   return {
     batch,
     ms: +ms.toFixed(2),
-    imagesPerSecond: +((batch / ms) * 1000).toFixed(1),
+    imagesPerSecond: +((batch / ms) * 1000).toPrecision(3),
     repeats,
     peakPoolBytes: runtime.pool.stats.peakBytes,
   };
