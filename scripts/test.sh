@@ -20,9 +20,9 @@ step 'typecheck (tsc)';         npx tsc --noEmit -p tsconfig.json
 step 'unit tests (node)';       npx vitest run --project unit
 step 'PyTorch reference self-tests'; /usr/bin/python3 training/reference/test_reference.py
 step 'metrics against sklearn/skimage (npm run metrics:check)'; npm run --silent metrics:check
+step 'parity with the official goldens and the reference (npm run parity)'; npm run --silent parity
 step 'reference gradients for the GPU tests'
 /usr/bin/python3 training/reference/make_gradcheck_case.py --mff-oce-small --out build/gradcheck/mff_oce_small_grads.safetensors
 step 'GPU kernel tests (headless Chromium, WebGPU)'; npx vitest run --project gpu
-step 'parity with the official goldens and the reference (npm run parity)'; npm run --silent parity
 step 'build';                   npx vite build --logLevel warn
 step 'e2e (Playwright)';        npx playwright test
