@@ -205,6 +205,17 @@ export function parseSafetensors(bytes: Uint8Array, what = 'weights file'): Safe
   };
 }
 
+/** The tensors of `file` whose names start with `prefix`, under the rest of their names (a case file's `param.*`). */
+export function prefixedView(file: SafetensorsFile, prefix: string): SafetensorsFile {
+  return {
+    metadata: file.metadata,
+    names: file.names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)),
+    has: (name) => file.has(`${prefix}${name}`),
+    tensor: (name) => file.tensor(`${prefix}${name}`),
+    float32: (name) => file.float32(`${prefix}${name}`),
+  };
+}
+
 export interface TensorToWrite {
   readonly dtype: 'F32' | 'F16' | 'F64' | 'I64' | 'U8';
   readonly shape: readonly number[];

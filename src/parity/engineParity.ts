@@ -1,7 +1,13 @@
 import { anomalyMaps, disposeAnomalyMaps } from '../anomaly/anomalyMap.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { parseSafetensors, type SafetensorsFile, type TensorToWrite, writeSafetensors } from '../io/safetensors.ts';
+import {
+  parseSafetensors,
+  prefixedView,
+  type SafetensorsFile,
+  type TensorToWrite,
+  writeSafetensors,
+} from '../io/safetensors.ts';
 import { CONFIG_METADATA_KEY } from '../model/config.ts';
 import {
   DirectionTables,
@@ -179,14 +185,7 @@ export async function checkGoldens(runtime: GpuRuntime): Promise<Record<string, 
 /** A case written by training/reference/make_parity_case.py: weights, encoder features and the reference's outputs. */
 export async function checkFullSize(runtime: GpuRuntime, caseBytes: Uint8Array, name: string): Promise<FullSizeErrors> {
   const file = parseSafetensors(caseBytes, name);
-  const weights = {
-    metadata: file.metadata,
-    names: file.names.filter((n) => n.startsWith('param.')).map((n) => n.slice('param.'.length)),
-    has: (n: string) => file.has(`param.${n}`),
-    tensor: (n: string) => file.tensor(`param.${n}`),
-    float32: (n: string) => file.float32(`param.${n}`),
-  };
-  const model = loadMambaAD(runtime, weights, name);
+  const model = loadMambaAD(runtime, prefixedView(file, 'param.'), name);
   const features = ['f1', 'f2', 'f3'].map((f) =>
     nchwToNhwc(runtime, runtime.upload(file.tensor(`input.${f}`).shape, file.float32(`input.${f}`))),
   );
