@@ -9,6 +9,7 @@ import {
   type DirectionTable,
   mergeDirections,
   packScanParameters,
+  type SavedScanStates,
   SSM_STATES,
   selectiveScanForward,
   uploadDirectionTable,
@@ -22,7 +23,7 @@ import { type DirectionCount, directionTable, type ScanOrder, scanPermutation } 
  */
 
 /** Every LayerNorm inside MambaUPNet uses eps 1e-5 (norm_layer overrides HSSBlock's 1e-6 default). */
-const LAYER_NORM_EPS = 1e-5;
+export const LAYER_NORM_EPS = 1e-5;
 
 export interface ScanSettings {
   order: ScanOrder;
@@ -43,7 +44,11 @@ export interface Ss2dWeights {
   xProj: Tensor;
   /** dt_projs_weight [K, D, R]. */
   dtProj: Tensor;
-  /** A (from A_logs), dt_projs_bias and Ds packed for the scan kernel. */
+  /** A_logs [K·D, N], dt_projs_bias [K, D] and Ds [K·D]: the trainable tensors behind scanParams. */
+  aLogs: Tensor;
+  deltaBias: Tensor;
+  dSkip: Tensor;
+  /** A (from A_logs), dt_projs_bias and Ds packed for the scan kernel; repacked after every training update. */
   scanParams: Tensor;
   outNormWeight: Tensor;
   outNormBias: Tensor;
@@ -117,6 +122,9 @@ export function loadSs2d(
     convBias: reader.upload(p('conv2d.bias'), [dInner]),
     xProj: reader.upload(p('x_proj_weight'), [K, projWidth, dInner], [K * projWidth, dInner]),
     dtProj: reader.upload(p('dt_projs_weight'), [K, dInner, dtRank]),
+    aLogs,
+    deltaBias,
+    dSkip,
     scanParams: packScanParameters(reader.runtime, { A: aLogs, isLog: true, deltaBias, Dskip: dSkip }),
     outNormWeight: reader.upload(p('out_norm.weight'), [dInner]),
     outNormBias: reader.upload(p('out_norm.bias'), [dInner]),
@@ -125,11 +133,29 @@ export function loadSs2d(
   };
 }
 
-/**
- * SS2D on x [B, H, W, C] (MAMBAAD.md §6). With `residual`, the output is added to it in place (the HSS block's skip)
- * and returned; otherwise a new tensor is returned.
- */
-export function ss2dForward(runtime: GpuRuntime, w: Ss2dWeights, x: Tensor, residual?: Tensor): Tensor {
+/** SS2D's intermediate tensors that its backward pass reads (training/decoderTraining.ts). */
+export interface Ss2dActivations {
+  /** in_proj's output [B, H, W, 2D]: u before the convolution, then the gate z. */
+  xz: Tensor;
+  /** The convolved input of the scan [B, H, W, D]. */
+  u: Tensor;
+  proj: Tensor;
+  deltaRaw: Tensor;
+  /** The scan's output summed over the directions [B, H, W, D]. */
+  merged: Tensor;
+  /** out_proj's input [B, H, W, D]. */
+  gated: Tensor;
+  saved: SavedScanStates;
+}
+
+/** SS2D's steps; the intermediates come back for the caller to keep or free (the scan states only with an interval). */
+function ss2dSteps(
+  runtime: GpuRuntime,
+  w: Ss2dWeights,
+  x: Tensor,
+  residual: Tensor | undefined,
+  stateInterval: number | undefined,
+): { out: Tensor; activations: Omit<Ss2dActivations, 'saved'>; saved: SavedScanStates | undefined } {
   const [batch, h, width, channels] = x.shape as [number, number, number, number];
   if (x.shape.length !== 4 || channels !== w.channels || h * width !== w.table.length) {
     throw new Error(
@@ -163,22 +189,45 @@ export function ss2dForward(runtime: GpuRuntime, w: Ss2dWeights, x: Tensor, resi
     batchStrideC: batch * L * D,
     transposeB: true,
   });
-  const { y } = selectiveScanForward(runtime, {
-    u,
-    deltaRaw,
-    proj,
-    dtRank: w.dtRank,
-    table: w.table,
-    channelParams: w.scanParams,
-  });
+  const { y, saved } = selectiveScanForward(
+    runtime,
+    { u, deltaRaw, proj, dtRank: w.dtRank, table: w.table, channelParams: w.scanParams },
+    stateInterval === undefined ? {} : { stateInterval },
+  );
   const merged = mergeDirections(runtime, y); // [B, H, W, D]
+  y.dispose();
   const gated = gatedLayerNorm(runtime, merged, xz, w.outNormWeight, w.outNormBias, {
     eps: LAYER_NORM_EPS,
     gateChannelOffset: D,
   });
   const out = linear(runtime, gated, w.outProj, undefined, residual ? { accumulateInto: residual } : {});
-  for (const t of [xz, u, proj, deltaRaw, y, merged, gated]) t.dispose();
+  return { out, activations: { xz, u, proj, deltaRaw, merged, gated }, saved };
+}
+
+/**
+ * SS2D on x [B, H, W, C] (MAMBAAD.md §6). With `residual`, the output is added to it in place (the HSS block's skip)
+ * and returned; otherwise a new tensor is returned.
+ */
+export function ss2dForward(runtime: GpuRuntime, w: Ss2dWeights, x: Tensor, residual?: Tensor): Tensor {
+  const { out, activations } = ss2dSteps(runtime, w, x, residual, undefined);
+  for (const t of Object.values(activations)) t.dispose();
   return out;
+}
+
+/**
+ * ss2dForward that also returns what the backward pass needs, the scan's states every `stateInterval` steps
+ * included. The caller owns (and frees) the activations.
+ */
+export function ss2dForwardKeeping(
+  runtime: GpuRuntime,
+  w: Ss2dWeights,
+  x: Tensor,
+  stateInterval: number,
+  residual?: Tensor,
+): { out: Tensor; activations: Ss2dActivations } {
+  const { out, activations, saved } = ss2dSteps(runtime, w, x, residual, stateInterval);
+  if (!saved) throw new Error('SS2D: the scan kept no states');
+  return { out, activations: { ...activations, saved } };
 }
 
 // ---------------------------------------------------------------- HSS block
@@ -215,7 +264,7 @@ export function hssForward(runtime: GpuRuntime, w: HssWeights, x: Tensor): Tenso
 
 // ---------------------------------------------------------------- LSS module
 
-interface PointwiseConv {
+export interface PointwiseConv {
   weight: Tensor;
   bias: Tensor;
 }
@@ -259,15 +308,40 @@ export function loadLss(
   };
 }
 
-/** Conv1x1 -> InstanceNorm -> SiLU, the "CBS" unit of the LSS conv branches. */
-function pointwiseInstanceSilu(runtime: GpuRuntime, conv: PointwiseConv, x: Tensor): Tensor {
-  const y = linear(runtime, x, conv.weight, conv.bias);
-  const out = instanceNorm(runtime, y, { silu: true });
-  y.dispose();
-  return out;
+/**
+ * One LSS conv branch, Conv1x1 -> depthwise k×k -> Conv1x1, each followed by InstanceNorm + SiLU: the tensors it
+ * computes on the way (the backward pass reads them all).
+ */
+export interface ConvBranchActivations {
+  /** The first 1x1 conv's output, before its norm. */
+  beforeConv: Tensor;
+  /** The depthwise conv's input. */
+  depthwiseIn: Tensor;
+  /** The depthwise conv's output, before its norm. */
+  depthwiseOut: Tensor;
+  /** The second 1x1 conv's input. */
+  afterIn: Tensor;
+  /** The second 1x1 conv's output, before its norm. */
+  afterConv: Tensor;
 }
 
-/** Conv1x1 -> (depthwise k×k -> IN -> SiLU) -> Conv1x1, each followed by IN + SiLU: one LSS conv branch. */
+/** Runs one conv branch; the caller keeps or frees the activations. */
+export function convBranchKeeping(
+  runtime: GpuRuntime,
+  before: PointwiseConv,
+  depthwise: Tensor,
+  after: PointwiseConv,
+  x: Tensor,
+): { out: Tensor; activations: ConvBranchActivations } {
+  const beforeConv = linear(runtime, x, before.weight, before.bias);
+  const depthwiseIn = instanceNorm(runtime, beforeConv, { silu: true });
+  const depthwiseOut = depthwiseConv2d(runtime, depthwiseIn, depthwise);
+  const afterIn = instanceNorm(runtime, depthwiseOut, { silu: true });
+  const afterConv = linear(runtime, afterIn, after.weight, after.bias);
+  const out = instanceNorm(runtime, afterConv, { silu: true });
+  return { out, activations: { beforeConv, depthwiseIn, depthwiseOut, afterIn, afterConv } };
+}
+
 function convBranch(
   runtime: GpuRuntime,
   before: PointwiseConv,
@@ -275,11 +349,8 @@ function convBranch(
   after: PointwiseConv,
   x: Tensor,
 ): Tensor {
-  const a = pointwiseInstanceSilu(runtime, before, x);
-  const b = depthwiseConv2d(runtime, a, depthwise);
-  const c = instanceNorm(runtime, b, { silu: true });
-  const out = pointwiseInstanceSilu(runtime, after, c);
-  for (const t of [a, b, c]) t.dispose();
+  const { out, activations } = convBranchKeeping(runtime, before, depthwise, after, x);
+  for (const t of Object.values(activations)) t.dispose();
   return out;
 }
 
@@ -321,11 +392,21 @@ export function loadPatchExpand(reader: ParameterReader, prefix: string, dim: nu
   };
 }
 
-export function patchExpandForward(runtime: GpuRuntime, w: PatchExpandWeights, x: Tensor): Tensor {
+/** PatchExpand that also returns the LayerNorm's input (the shuffled expansion), which its backward reads. */
+export function patchExpandForwardKeeping(
+  runtime: GpuRuntime,
+  w: PatchExpandWeights,
+  x: Tensor,
+): { out: Tensor; shuffled: Tensor } {
   const expanded = linear(runtime, x, w.expand);
   const shuffled = patchExpandShuffle(runtime, expanded);
-  const out = layerNorm(runtime, shuffled, w.normWeight, w.normBias, { eps: LAYER_NORM_EPS });
   expanded.dispose();
+  const out = layerNorm(runtime, shuffled, w.normWeight, w.normBias, { eps: LAYER_NORM_EPS });
+  return { out, shuffled };
+}
+
+export function patchExpandForward(runtime: GpuRuntime, w: PatchExpandWeights, x: Tensor): Tensor {
+  const { out, shuffled } = patchExpandForwardKeeping(runtime, w, x);
   shuffled.dispose();
   return out;
 }
