@@ -51,13 +51,14 @@ MAX_GRAD_NORM = 5.0
 
 
 def f32(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().to(torch.float32).numpy()
+    # .numpy() shares storage with a CPU float32 tensor: copy, or later optimiser steps rewrite what was saved.
+    return t.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def state(model: nn.Module, prefix: str) -> dict[str, np.ndarray]:
     """The trainable state dict (float tensors as float32, counters and scan indices as int64) under `prefix`."""
     sd = model.trainable_state_dict() if isinstance(model, MambaAD) else model.state_dict()
-    return {f'{prefix}{k}': (f32(v) if v.is_floating_point() else v.cpu().numpy()) for k, v in sd.items()}
+    return {f'{prefix}{k}': (f32(v) if v.is_floating_point() else v.cpu().numpy().copy()) for k, v in sd.items()}
 
 
 def running_statistics(model: nn.Module, prefix: str) -> dict[str, np.ndarray]:
