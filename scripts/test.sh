@@ -21,6 +21,7 @@ step 'unit tests (node)';       npx vitest run --project unit
 step 'PyTorch reference self-tests'; /usr/bin/python3 training/reference/test_reference.py
 step 'metrics against sklearn/skimage (npm run metrics:check)'; npm run --silent metrics:check
 step 'parity with the official goldens and the reference (npm run parity)'; npm run --silent parity
+step 'training step against the reference (npm run gradcheck)'; npm run --silent gradcheck
 step 'reference gradients for the GPU tests'
 /usr/bin/python3 training/reference/make_gradcheck_case.py --mff-oce-small --out build/gradcheck/mff_oce_small_grads.safetensors
 step 'GPU kernel tests (headless Chromium, WebGPU)'; npx vitest run --project gpu

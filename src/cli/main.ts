@@ -2,6 +2,7 @@ import { readFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultBenchOptions, runBench } from '../bench/suite.ts';
 import { createNodeRuntime } from '../gpu/node.ts';
+import { train, trainUsage } from './train.ts';
 
 /**
  * `mambaad <command>`: the engine in Node on Dawn (the `webgpu` package), for GPU servers.
@@ -45,8 +46,11 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await bench(rest);
       return 0;
+    case 'train':
+      print(await train(rest));
+      return 0;
     default:
-      process.stderr.write(`${usage}\n`);
+      process.stderr.write(`${usage}\n${trainUsage}\n`);
       return 2;
   }
 }

@@ -16,7 +16,11 @@ export interface StepCheck {
   gradientsWorst: [string, number][];
   gradientsChecked: number;
   runningStatistics: number;
-  lossSteps: { engine: number[]; reference: number[]; maxRelative: number };
+  /**
+   * Losses before each step. `referenceDrift` is how far the reference's own trajectory moves when its features are
+   * nudged by 1e-6 relative: float32 rounding alone, amplified by AdamW's ±lr first steps.
+   */
+  lossSteps: { engine: number[]; reference: number[]; relative: number[]; referenceDrift: number[] };
   finalWeights: { worstRelative: [string, number]; zeroGradientBiasesMaxAbsolute: number };
   stepMs: number[];
 }
@@ -86,6 +90,7 @@ export async function checkTrainingSteps(runtime: GpuRuntime, caseBytes: Uint8Ar
     stepMs.push(Math.round(performance.now() - start));
   }
   const referenceLosses = [...reference.float32('output.loss_steps')];
+  const perturbedLosses = [...reference.float32('output.loss_steps_perturbed')];
   let worst: [string, number] = ['', 0];
   let zeroGradientBiases = 0;
   for (const p of model.parameters) {
@@ -104,7 +109,8 @@ export async function checkTrainingSteps(runtime: GpuRuntime, caseBytes: Uint8Ar
     lossSteps: {
       engine: engineLosses,
       reference: referenceLosses,
-      maxRelative: Math.max(...engineLosses.map((l, i) => Math.abs(l - referenceLosses[i]!) / referenceLosses[i]!)),
+      relative: engineLosses.map((l, i) => Math.abs(l - referenceLosses[i]!) / referenceLosses[i]!),
+      referenceDrift: perturbedLosses.map((l, i) => Math.abs(l - referenceLosses[i]!) / referenceLosses[i]!),
     },
     finalWeights: { worstRelative: worst, zeroGradientBiasesMaxAbsolute: zeroGradientBiases },
     stepMs,

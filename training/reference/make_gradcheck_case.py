@@ -123,6 +123,27 @@ def full_case(args: argparse.Namespace) -> dict:
         print(f'step {step + 1}/{args.steps}: loss {losses[-1]:.6f}, {step_seconds[-1]} s', file=sys.stderr)
     tensors['output.loss_steps'] = np.array(losses, dtype=np.float32)
     tensors.update(state(model, 'final.'))
+
+    # How far float32 rounding alone moves this trajectory: the same steps from the same weights, with the features
+    # moved by ~1e-6 relative (the size of the rounding differences between two fp32 implementations). AdamW moves
+    # every parameter by about ±lr on its first steps whatever its gradient's size, so parameters whose gradient is
+    # at roundoff level take random-sign steps and the losses drift apart step by step.
+    model.load_state_dict(
+        {k[len('param.') :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith('param.')}, strict=False
+    )
+    optimizer = adamw(model)
+    noise = torch.Generator().manual_seed(args.seed + 2)
+    nudged = [f * (1 + 1e-6 * torch.randn(f.shape, generator=noise).to(f.device)) for f in feats]
+    perturbed_losses = []
+    for _ in range(args.steps):
+        optimizer.zero_grad(set_to_none=True)
+        _, decoded = model.decode(nudged)
+        loss = mse_loss(nudged, decoded)
+        loss.backward()
+        perturbed_losses.append(float(loss))
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], MAX_GRAD_NORM)
+        optimizer.step()
+    tensors['output.loss_steps_perturbed'] = np.array(perturbed_losses, dtype=np.float32)
     case = {
         'what': 'MambaAD training step: MFF_OCE in training mode, drop-path 0, loss 5·Σ MSE; then AdamW steps',
         'seed': args.seed,
@@ -132,7 +153,8 @@ def full_case(args: argparse.Namespace) -> dict:
         'optimizer': {**ADAMW, 'grouping': 'no decay for 1-D and *.bias', 'clip_grad_norm': MAX_GRAD_NORM},
         'layout': 'param.* initial weights; input.f* NCHW; output.loss [] and output.d* of the first forward; grad.* '
         'its gradients (before clipping); after.* running statistics after it; output.loss_steps [steps] the loss '
-        'before each step; final.* the weights (and running statistics) after the last step',
+        'before each step; final.* the weights (and running statistics) after the last step; '
+        'output.loss_steps_perturbed the same steps with the features moved by 1e-6 relative',
     }
     write_safetensors(args.out, tensors, {CONFIG_METADATA_KEY: config.to_json(), 'case': json.dumps(case)})
     return {
@@ -142,6 +164,7 @@ def full_case(args: argparse.Namespace) -> dict:
         'batch': args.batch,
         'size': args.size,
         'loss_steps': [round(v, 6) for v in losses],
+        'loss_steps_perturbed_features_1e-6': [round(v, 6) for v in perturbed_losses],
         'seconds_setup': round(t_setup - t0, 2),
         'seconds_per_step': step_seconds,
         'seconds_total': round(time.perf_counter() - t0, 2),
