@@ -24,6 +24,7 @@ import {
 } from '../src/anomaly/metrics.ts';
 import { labelRegions } from '../src/anomaly/regions.ts';
 import { parseSafetensors, type TensorToWrite, writeSafetensors } from '../src/io/safetensors.ts';
+import { seededRandom as random } from '../src/testing/reference.ts';
 
 const TOLERANCE = 1e-9;
 const PYTHON = '/usr/bin/python3';
@@ -52,18 +53,6 @@ interface ReferenceClass {
 interface ReferenceCase {
   classes: Record<string, ReferenceClass>;
   label_mismatches: number;
-}
-
-/** mulberry32: a small seeded generator, so every run checks the same inputs. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** 8-bit grayscale, non-interlaced PNG (the layout of every mask in ../shared/data), decoded to one byte per pixel. */

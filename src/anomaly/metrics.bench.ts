@@ -4,6 +4,7 @@
  * MetricsAccumulator and finalizes it. Pure TS, callable from Node and from a browser page.
  */
 
+import { seededRandom as generator } from '../testing/reference.ts';
 import { MetricsAccumulator } from './metrics.ts';
 
 export interface PixelBenchOptions {
@@ -36,18 +37,6 @@ export interface PixelBenchResult {
     readonly pixelF1MaxCurve: number;
     readonly auproBenchmark: number;
     readonly auproMvtec: number;
-  };
-}
-
-/** mulberry32: small, fast and seeded. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

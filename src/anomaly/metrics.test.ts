@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseSafetensors } from '../io/safetensors.ts';
+import { seededRandom as random } from '../testing/reference.ts';
 import {
   ADER_METRIC_KEYS,
   type AderMetricKey,
@@ -15,17 +16,6 @@ import { RadixScratch, radixSortFloat32 } from './radixSort.ts';
 import { labelRegions, regionAreas } from './regions.ts';
 
 const golden = (name: string) => readFileSync(new URL(`../../../shared/spec/golden/${name}`, import.meta.url));
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Image {
   map: Float32Array;
