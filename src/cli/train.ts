@@ -23,7 +23,8 @@ import { seededRandom } from '../testing/reference.ts';
  */
 export const trainUsage =
   'usage: mambaad train --data DIR [--data DIR...] --epochs N --out FILE [--from FILE] [--batch 16] ' +
-  '[--scan hilbert] [--directions 8] [--encoder-weights FILE] [--checkpoint-every 50] [--seed 0] [--drop-path 0.2]';
+  '[--scan hilbert] [--directions 8] [--encoder-weights FILE] [--encoder-backend auto|wasm|webgpu] ' +
+  '[--checkpoint-every 50] [--seed 0] [--drop-path 0.2]';
 
 function walk(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -57,6 +58,7 @@ export async function train(args: string[]): Promise<string> {
       'checkpoint-every': { type: 'string', default: '50' },
       seed: { type: 'string', default: '0' },
       'drop-path': { type: 'string', default: '0.2' },
+      'encoder-backend': { type: 'string', default: 'auto' },
     },
   });
   if (!values.data?.length || !values.epochs || !values.out) throw new Error(trainUsage);
@@ -81,7 +83,11 @@ export async function train(args: string[]): Promise<string> {
 
   const runtime = await createNodeRuntime();
   const encoderWeights = parseSafetensors(new Uint8Array(readFileSync(values['encoder-weights'])), 'encoder weights');
-  const encoder = await createEncoder({ model: buildResNetEncoderOnnx(encoderWeights, 'resnet18'), backend: 'auto' });
+  const backend = values['encoder-backend'];
+  if (backend !== 'auto' && backend !== 'wasm' && backend !== 'webgpu') {
+    throw new Error(`--encoder-backend must be auto, wasm or webgpu, got ${backend}`);
+  }
+  const encoder = await createEncoder({ model: buildResNetEncoderOnnx(encoderWeights, 'resnet18'), backend });
   process.stderr.write(
     `train: GPU ${runtime.adapterName}; encoder on ${encoder.backend} (${encoder.selection.reason})\n`,
   );
