@@ -24,7 +24,7 @@ import {
 } from '../src/anomaly/metrics.ts';
 import { labelRegions } from '../src/anomaly/regions.ts';
 import { parseSafetensors, type TensorToWrite, writeSafetensors } from '../src/io/safetensors.ts';
-import { seededRandom as random } from '../src/testing/reference.ts';
+import { seededRandom as random } from '../src/util/random.ts';
 
 const TOLERANCE = 1e-9;
 const PYTHON = '/usr/bin/python3';

@@ -1,7 +1,7 @@
 import type { Encoder } from '../src/encoder/encoder.ts';
 import type { GpuRuntime } from '../src/gpu/runtime.ts';
 import { encodeBatch } from '../src/inference/features.ts';
-import { seededRandom } from '../src/testing/reference.ts';
+import { seededRandom } from '../src/util/random.ts';
 import { decoderDropPath } from './decoderTraining.ts';
 import { type AdamW, BENCHMARK_OPTIMIZER, stepLearningRate } from './optimizer.ts';
 import { applyGradients, forwardBackward, type TrainableMambaAD } from './trainer.ts';

@@ -4,7 +4,7 @@
  * MetricsAccumulator and finalizes it. Pure TS, callable from Node and from a browser page.
  */
 
-import { seededRandom as generator } from '../testing/reference.ts';
+import { seededRandom as generator } from '../util/random.ts';
 import { MetricsAccumulator } from './metrics.ts';
 
 export interface PixelBenchOptions {

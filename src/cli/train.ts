@@ -13,7 +13,7 @@ import { preprocessImage } from '../image/preprocess.ts';
 import { parseSafetensors } from '../io/safetensors.ts';
 import { type ModelConfig, PAPER_CONFIG } from '../model/config.ts';
 import { isScanOrder } from '../model/scanOrders.ts';
-import { seededRandom } from '../testing/reference.ts';
+import { seededRandom } from '../util/random.ts';
 
 /**
  * `mambaad train --data DIR... --epochs N --out FILE [--from FILE]`: trains MFF_OCE and the decoder on the

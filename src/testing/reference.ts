@@ -1,16 +1,6 @@
 /** Deterministic inputs and float64 CPU references for kernel tests. */
 
-/** Mulberry32: a small seeded generator, so a failing case can be reproduced from its seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../util/random.ts';
 
 /** Uniform values in [-scale, scale). */
 export function randomArray(length: number, random: () => number, scale = 1): Float32Array {
