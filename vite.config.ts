@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { chromiumArgs, chromiumExecutablePath } from './chromium.config.ts';
+import { sharedDataPlugin } from './scripts/sharedDataPlugin.ts';
 
 // ../shared holds the data, models and goldens (read-only, beside every checkout and CI clone).
 const sharedDir = resolve(import.meta.dirname, '../shared');
@@ -14,6 +15,7 @@ const crossOriginIsolation = {
 // One config for the app build, the unit tests (Node) and the GPU kernel tests (headless Chromium + WebGPU).
 export default defineConfig({
   root: '.',
+  plugins: [sharedDataPlugin(sharedDir)],
   define: { __SHARED_DIR__: JSON.stringify(sharedDir) },
   publicDir: 'public',
   // Cross-origin isolation lets onnxruntime-web's wasm backend use threads (SharedArrayBuffer).

@@ -1,0 +1,4 @@
+/** The Scans screen (being built: see issue 6). */
+export function ScansView() {
+  return <section data-testid="scans-view">Scans</section>;
+}
