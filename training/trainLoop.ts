@@ -3,6 +3,7 @@ import type { GpuRuntime } from '../src/gpu/runtime.ts';
 import { encodeBatch } from '../src/inference/features.ts';
 import { seededRandom } from '../src/util/random.ts';
 import { decoderDropPath } from './decoderTraining.ts';
+import type { FeatureCache } from './featureCache.ts';
 import { type AdamW, BENCHMARK_OPTIMIZER, stepLearningRate } from './optimizer.ts';
 import { applyGradients, forwardBackward, type TrainableMambaAD } from './trainer.ts';
 
@@ -40,6 +41,8 @@ export interface TrainLoopOptions {
   /** Steps already done (resuming from a checkpoint): the loop continues from there. */
   startStep?: number;
   checkpointEvery?: number;
+  /** The images' encoder features computed once (FeatureCache.build); without it every step runs the encoder. */
+  featureCache?: FeatureCache;
   onProgress?(progress: TrainingProgress): void;
   onCheckpoint?(step: number): Promise<void>;
   signal?: AbortSignal;
@@ -67,6 +70,18 @@ export interface TrainLoopResult {
   seconds: number;
   imagesPerSecond: number;
   cancelled: boolean;
+}
+
+async function encodeImages(
+  runtime: GpuRuntime,
+  encoder: Encoder,
+  images: TrainingImages,
+  indices: readonly number[],
+  perImage: number,
+) {
+  const pixels = new Float32Array(indices.length * perImage);
+  for (const [i, index] of indices.entries()) pixels.set(await images.load(index), i * perImage);
+  return encodeBatch(runtime, encoder, pixels, indices.length);
 }
 
 export async function runTrainingLoop(
@@ -98,17 +113,13 @@ export async function runTrainingLoop(
     let lossCount = 0;
     for (let s = step % stepsPerEpoch; s < stepsPerEpoch; s++) {
       if (options.signal?.aborted) {
-        return {
-          steps: step,
-          epochLosses,
-          seconds: (performance.now() - start) / 1000,
-          imagesPerSecond: 0,
-          cancelled: true,
-        };
+        const seconds = (performance.now() - start) / 1000;
+        return { steps: step, epochLosses, seconds, imagesPerSecond: imagesDone / seconds, cancelled: true };
       }
-      const batchImages = new Float32Array(batch * perImage);
-      for (let i = 0; i < batch; i++) batchImages.set(await images.load(order[s * batch + i]!), i * perImage);
-      const features = await encodeBatch(runtime, encoder, batchImages, batch);
+      const indices = order.slice(s * batch, (s + 1) * batch);
+      const features = options.featureCache
+        ? options.featureCache.batch(indices)
+        : await encodeImages(runtime, encoder, images, indices, perImage);
       const random = seededRandom(seed * 7919 + step);
       const dropPath =
         (options.dropPathRate ?? 0.2) > 0

@@ -1,3 +1,6 @@
+import { AdamW } from '../../training/optimizer.ts';
+import { applyGradients, forwardBackward, loadTrainableMambaAD } from '../../training/trainer.ts';
+import { initialWeightsFile } from '../../training/weightsFile.ts';
 import { anomalyMaps, disposeAnomalyMaps } from '../anomaly/anomalyMap.ts';
 import { benchPixelMetrics, type PixelBenchResult } from '../anomaly/metrics.bench.ts';
 import { benchEncoder, type EncoderTiming } from '../encoder/benchEncoder.ts';
@@ -5,9 +8,10 @@ import { createEncoder, type EncoderBackend } from '../encoder/encoder.ts';
 import { buildResNetEncoderOnnx } from '../encoder/onnxGraph.ts';
 import type { GpuRuntime } from '../gpu/runtime.ts';
 import { parseSafetensors } from '../io/safetensors.ts';
-import { stageGridSize } from '../model/config.ts';
+import { type ModelConfig, PAPER_CONFIG, stageGridSize } from '../model/config.ts';
 import { loadMambaAD, mambaadForward } from '../model/mambaad.ts';
 import { matmul } from '../model/ops/matmul.ts';
+import { seededRandom } from '../util/random.ts';
 
 /** What one bench run measured, on one host (Node + Dawn, or a browser). Extended by later op families. */
 export interface BenchRecord {
@@ -15,6 +19,8 @@ export interface BenchRecord {
   softwareAdapter: boolean;
   matmul: MatmulBench[];
   forward: ForwardBench[];
+  /** One training step from features: MFF_OCE (train mode) + decoder forward, 5·ΣMSE, backward, clip, AdamW. */
+  training: TrainingBench[];
   /** The ResNet18 encoder through onnxruntime-web, per backend; `auto` records which one it picks here and why. */
   encoder: (EncoderTiming | { backend: string; batch: number; skipped: string })[];
   encoderChoice?: string;
@@ -32,6 +38,16 @@ export interface ForwardBench {
   skipped?: string;
 }
 
+/** `peakPoolBytes`: every GPU buffer the step needs, weights and AdamW moments included (measured from an empty pool). */
+export interface TrainingBench {
+  batch: number;
+  msPerStep?: number;
+  imagesPerSecond?: number;
+  steps?: number;
+  peakPoolBytes?: number;
+  skipped?: string;
+}
+
 export interface MatmulBench {
   n: number;
   ms?: number;
@@ -45,6 +61,8 @@ export interface BenchOptions {
   /** A weights file (training/reference/bench_reference.py --weights-out) for the forward timings. */
   weights?: Uint8Array;
   forwardBatches: number[];
+  /** Training-step batches (ResNet18 paper config, freshly initialised); skipped on a software adapter. */
+  trainingBatches: number[];
   /** Batches above this are skipped on a software adapter. */
   softwareForwardLimit: number;
   /** BN-folded ResNet18 weights (../shared/models) for the encoder timings. */
@@ -60,6 +78,7 @@ export const defaultBenchOptions: BenchOptions = {
   matmulSizes: [1024, 4096],
   softwareMatmulLimit: 1024,
   forwardBatches: [1, 16],
+  trainingBatches: [16],
   softwareForwardLimit: 1,
   encoderBatches: [1, 16],
   pixelMetricsImages: 2000,
@@ -128,6 +147,41 @@ async function benchForward(runtime: GpuRuntime, weights: Uint8Array, batch: num
   };
 }
 
+async function benchTraining(runtime: GpuRuntime, batch: number): Promise<TrainingBench> {
+  const config: ModelConfig = { ...PAPER_CONFIG, encoder: 'resnet18' };
+  // Measure from an empty pool, so the peak is what training at this batch needs, not what earlier benches left.
+  runtime.pool.trim();
+  runtime.pool.resetPeak();
+  const model = loadTrainableMambaAD(runtime, initialWeightsFile(config, seededRandom(0)), 'bench weights');
+  const optimizer = new AdamW(runtime, model.parameters);
+  const grid = stageGridSize(config, 0);
+  const features = randomFeatures(runtime, batch, [grid * 8, grid * 4, grid * 2], config.encoderChannels);
+  const step = async () => {
+    const { terms, gradients } = forwardBackward(runtime, model, features);
+    applyGradients(runtime, model, optimizer, gradients, 1e-4);
+    await runtime.read(terms); // the training loop reads every step's loss too
+    terms.dispose();
+  };
+  await step(); // compiles
+  const warm = performance.now();
+  await step();
+  const warmMs = performance.now() - warm;
+  const steps = Math.max(2, Math.min(20, Math.round(5000 / warmMs)));
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const ms = (performance.now() - start) / steps;
+  for (const f of features) f.dispose();
+  const peakPoolBytes = runtime.pool.stats.peakBytes;
+  for (const p of model.parameters) p.param.dispose();
+  return {
+    batch,
+    msPerStep: +ms.toFixed(1),
+    imagesPerSecond: +((batch / ms) * 1000).toPrecision(3),
+    steps,
+    peakPoolBytes,
+  };
+}
+
 /** wasm and WebGPU timings of the encoder; WebGPU on a CPU rasteriser is timed at batch 1 only (~15 s an image). */
 async function benchEncoders(runtime: GpuRuntime, weights: Uint8Array, batches: number[], record: BenchRecord) {
   const model = buildResNetEncoderOnnx(parseSafetensors(weights, 'encoder weights'), 'resnet18');
@@ -161,6 +215,7 @@ export async function runBench(runtime: GpuRuntime, options: BenchOptions = defa
     softwareAdapter: runtime.isSoftwareAdapter,
     matmul: [],
     forward: [],
+    training: [],
     encoder: [],
   };
   for (const n of options.matmulSizes) {
@@ -178,6 +233,13 @@ export async function runBench(runtime: GpuRuntime, options: BenchOptions = defa
         skipped: `software adapter: batches above ${options.softwareForwardLimit} take minutes`,
       });
     } else record.forward.push(await benchForward(runtime, options.weights, batch));
+  }
+  for (const batch of options.trainingBatches) {
+    record.training.push(
+      runtime.isSoftwareAdapter
+        ? { batch, skipped: 'software adapter: a 256² training step takes minutes' }
+        : await benchTraining(runtime, batch),
+    );
   }
   if (options.encoderWeights) await benchEncoders(runtime, options.encoderWeights, options.encoderBatches, record);
   if (options.pixelMetricsImages > 0) record.pixelMetrics = benchPixelMetrics({ images: options.pixelMetricsImages });

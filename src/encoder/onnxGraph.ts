@@ -181,6 +181,12 @@ export function encodeOnnxModel(graph: OnnxGraph, producerName = 'mambaad-studio
 
 export type ResNetArch = 'resnet18' | 'resnet34';
 
+/** The graph builder's architecture for a model config's encoder, or a clear refusal (wide ResNets are not built). */
+export function resNetArch(encoder: string): ResNetArch {
+  if (encoder === 'resnet18' || encoder === 'resnet34') return encoder;
+  throw new Error(`the encoder "${encoder}" is not supported in the studio (ResNet18 and ResNet34 are)`);
+}
+
 const BLOCKS_PER_STAGE: Record<ResNetArch, readonly [number, number, number]> = {
   resnet18: [2, 2, 2],
   resnet34: [3, 4, 6],

@@ -75,6 +75,11 @@ export class BufferPool {
     this.stats.idleBytes += size;
   }
 
+  /** Starts a new peak measurement from what the pool holds now (call after trim() to measure one workload). */
+  resetPeak(): void {
+    this.stats.peakBytes = this.stats.liveBytes + this.stats.idleBytes;
+  }
+
   /** Frees idle buffers (for example after a large batch, before a training run). */
   trim(): void {
     for (const list of this.idle.values()) for (const buffer of list) buffer.destroy();

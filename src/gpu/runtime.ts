@@ -20,7 +20,7 @@ export interface Dispatch {
 type PendingCommand =
   | { kind: 'dispatch'; dispatch: Dispatch; paramsOffset: number }
   | { kind: 'clear'; buffer: GPUBuffer; size: number }
-  | { kind: 'copy'; from: GPUBuffer; to: GPUBuffer; size: number };
+  | { kind: 'copy'; from: GPUBuffer; to: GPUBuffer; size: number; fromOffset: number; toOffset: number };
 
 const UNIFORM_ALIGNMENT = 256;
 
@@ -122,16 +122,31 @@ export class GpuRuntime {
       });
       new Float32Array(staging.getMappedRange()).set(data);
       staging.unmap();
-      this.pending.push({ kind: 'copy', from: staging, to: tensor.buffer, size: data.byteLength });
+      this.pending.push({
+        kind: 'copy',
+        from: staging,
+        to: tensor.buffer,
+        size: data.byteLength,
+        fromOffset: 0,
+        toOffset: 0,
+      });
       this.transient.push(staging);
     }
     return tensor;
   }
 
-  /** Copies `size` bytes (default: all of `from`) at the current point of the batch. */
-  copy(from: Tensor, to: Tensor, size = from.byteLength): void {
-    if (size > to.buffer.size) throw new Error(`copy: ${size} bytes do not fit in a ${to.buffer.size}-byte buffer`);
-    this.pending.push({ kind: 'copy', from: from.buffer, to: to.buffer, size });
+  /**
+   * Copies `size` bytes (default: all of `from`) at the current point of the batch, from byte `fromOffset` of `from`
+   * to byte `toOffset` of `to` (offsets and size multiples of 4, as WebGPU requires).
+   */
+  copy(from: Tensor, to: Tensor, size = from.byteLength, fromOffset = 0, toOffset = 0): void {
+    if (fromOffset + size > from.buffer.size || toOffset + size > to.buffer.size) {
+      throw new Error(
+        `copy: ${size} bytes from offset ${fromOffset} of a ${from.buffer.size}-byte buffer to offset ${toOffset} of a ` +
+          `${to.buffer.size}-byte buffer do not fit`,
+      );
+    }
+    this.pending.push({ kind: 'copy', from: from.buffer, to: to.buffer, size, fromOffset, toOffset });
   }
 
   // ---- dispatch ----
@@ -223,7 +238,7 @@ export class GpuRuntime {
         pass?.end();
         pass = undefined;
         if (command.kind === 'clear') encoder.clearBuffer(command.buffer, 0, command.size);
-        else encoder.copyBufferToBuffer(command.from, 0, command.to, 0, command.size);
+        else encoder.copyBufferToBuffer(command.from, command.fromOffset, command.to, command.toOffset, command.size);
         continue;
       }
       const { dispatch, paramsOffset } = command;
