@@ -8,6 +8,7 @@ import { type ModelConfig, PAPER_CONFIG } from '../src/model/config.ts';
 import { fetchShared } from '../src/testing/goldens.ts';
 import { createTestRuntime } from '../src/testing/gpu.ts';
 import { seededRandom } from '../src/testing/reference.ts';
+import { planTrainingMemory } from './memory.ts';
 import { AdamW } from './optimizer.ts';
 import { loadTrainableMambaAD } from './trainer.ts';
 import { runTrainingLoop, TrainingDivergedError, type TrainingImages, type TrainingProgress } from './trainLoop.ts';
@@ -59,6 +60,11 @@ describe('training loop (encoder + MFF_OCE + decoder + AdamW) on real images', (
     });
     expect(result.steps).toBe(2);
     expect(result.cancelled).toBe(false);
+    // The memory plan (recorded against a device that does no work) predicts what the real run's pool held. The real
+    // run also held the encoder's NCHW uploads, idle in the pool, hence the small tolerance.
+    const plan = await planTrainingMemory(CONFIG, 2);
+    const measured = runtime.pool.stats.peakBytes;
+    expect(Math.abs(measured - plan.stepBytes) / measured).toBeLessThan(0.05);
     expect(progress.map((p) => [p.epoch, p.step])).toEqual([
       [1, 1],
       [2, 2],

@@ -1,7 +1,7 @@
 import type { GpuRuntime } from '../src/gpu/runtime.ts';
 import { type SafetensorsFile, type TensorToWrite, writeSafetensors } from '../src/io/safetensors.ts';
 import { CONFIG_METADATA_KEY, type ModelConfig, serializeModelConfig } from '../src/model/config.ts';
-import { modelParameters } from '../src/model/initialization.ts';
+import { modelParameters, type ParameterSpec } from '../src/model/initialization.ts';
 import { batchNormStates, type TrainableMambaAD } from './trainer.ts';
 
 /** Metadata key of the training record (data, epochs, losses, timings) written beside the config. */
@@ -12,7 +12,24 @@ export const TRAINING_RECORD_KEY = 'mambaad.training';
  * is a seeded generator so a run can be repeated.
  */
 export function initialWeightsFile(config: ModelConfig, random: () => number): SafetensorsFile {
-  const tensors = new Map(modelParameters(config).map((spec) => [spec.name, { spec, data: spec.init(random) }]));
+  return inventoryWeightsFile(config, (spec) => spec.init(random));
+}
+
+/**
+ * A weights file with the right tensors for `config` but zero-valued floats (index tables are real): for work that
+ * needs the model's shapes, not its values, such as planning memory (training/memory.ts). Much faster to make.
+ */
+export function zeroWeightsFile(config: ModelConfig): SafetensorsFile {
+  return inventoryWeightsFile(config, (spec) =>
+    spec.dtype === 'I64' ? spec.init(() => 0) : new Float32Array(spec.shape.reduce((n, d) => n * d, 1)),
+  );
+}
+
+function inventoryWeightsFile(
+  config: ModelConfig,
+  values: (spec: ParameterSpec) => Float32Array | BigInt64Array,
+): SafetensorsFile {
+  const tensors = new Map(modelParameters(config).map((spec) => [spec.name, { spec, data: values(spec) }]));
   const get = (name: string) => {
     const entry = tensors.get(name);
     if (!entry) throw new Error(`initial weights: no tensor "${name}"`);
@@ -34,16 +51,15 @@ export function initialWeightsFile(config: ModelConfig, random: () => number): S
 }
 
 /**
- * Every tensor of the model as a weights file: the trainable parameters as they are now, MFF_OCE's running
- * statistics, and the scan index tables, under the official names and shapes, with the config and `record` in the
- * metadata. Driven by the parameter inventory, so a tensor the model lacks is an error here, not a broken file later.
+ * Every tensor of the model: the trainable parameters as they are now, MFF_OCE's running statistics, and the scan
+ * index tables, under the official names and shapes. Driven by the parameter inventory, so a tensor the model lacks
+ * is an error here, not a broken file later.
  */
-export async function exportWeightsFile(
+export async function modelTensors(
   runtime: GpuRuntime,
   model: TrainableMambaAD,
-  record: Record<string, unknown>,
   dtype: 'F32' | 'F16' = 'F32',
-): Promise<Uint8Array> {
+): Promise<Record<string, TensorToWrite>> {
   const parameters = new Map(model.parameters.map((p) => [p.name, p.param]));
   const batchNorms = batchNormStates(model);
   const out: Record<string, TensorToWrite> = {};
@@ -67,7 +83,17 @@ export async function exportWeightsFile(
     }
     out[spec.name] = { dtype, shape: spec.shape, data: values };
   }
-  return writeSafetensors(out, {
+  return out;
+}
+
+/** The model as a weights file (modelTensors), with the config and `record` in the metadata. */
+export async function exportWeightsFile(
+  runtime: GpuRuntime,
+  model: TrainableMambaAD,
+  record: Record<string, unknown>,
+  dtype: 'F32' | 'F16' = 'F32',
+): Promise<Uint8Array> {
+  return writeSafetensors(await modelTensors(runtime, model, dtype), {
     [CONFIG_METADATA_KEY]: serializeModelConfig(model.config),
     [TRAINING_RECORD_KEY]: JSON.stringify(record),
   });
