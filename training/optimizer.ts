@@ -98,6 +98,28 @@ export class AdamW {
     return { step: this.steps, m: this.m, v: this.v };
   }
 
+  /** Puts back a checkpoint's moments (one m and one v per parameter, in order) and step count. */
+  restore(state: { step: number; m: readonly Float32Array[]; v: readonly Float32Array[] }): void {
+    if (state.m.length !== this.parameters.length || state.v.length !== this.parameters.length) {
+      throw new Error(
+        `AdamW restore: ${state.m.length} m and ${state.v.length} v tensors for ${this.parameters.length} parameters`,
+      );
+    }
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`AdamW restore: step ${state.step}`);
+    this.parameters.forEach((p, i) => {
+      for (const [target, values, what] of [
+        [this.m[i]!, state.m[i]!, 'm'],
+        [this.v[i]!, state.v[i]!, 'v'],
+      ] as const) {
+        // Copied in batch order, after the zero fill the constructor recorded.
+        const staged = this.runtime.upload(target.shape, values, `${p.name} adam ${what}`);
+        this.runtime.copy(staged, target);
+        staged.dispose();
+      }
+    });
+    this.steps = state.step;
+  }
+
   dispose(): void {
     for (const t of [...this.m, ...this.v, this.norms, this.clip]) t.dispose();
   }

@@ -72,7 +72,7 @@ export async function evaluate(args: string[]): Promise<string> {
       const values = await runtime.read(maps.map);
       for (const t of [z, ...decoded, ...features, scores]) t.dispose();
       disposeAnomalyMaps(maps);
-      chunk.forEach((t, i) => {
+      chunk.forEach((_, i) => {
         const map = values.subarray(i * (perImage / 3), (i + 1) * (perImage / 3));
         // The benchmark's image label is max(mask) of the resized mask (MAMBAAD.md §12), not the folder name: a
         // tiny defect can vanish at 256² (one magnetic-tile image does).
