@@ -1,9 +1,11 @@
 import { useEffect } from 'react';
 import { useGpuStore } from '../store/gpuStore.ts';
+import { useModelStore } from '../store/modelStore.ts';
 import { STUDIO_TABS, type StudioTab, useStudioStore } from '../store/studioStore.ts';
 import { EvaluateView } from './evaluate/EvaluateView.tsx';
 import { GpuStatusPanel } from './GpuStatusPanel.tsx';
 import { InspectView } from './inspect/InspectView.tsx';
+import { ModelStateBadge } from './models/ModelStateBadge.tsx';
 import { ModelsView } from './models/ModelsView.tsx';
 import { ScansView } from './scans/ScansView.tsx';
 import { TrainView } from './train/TrainView.tsx';
@@ -27,7 +29,9 @@ const VIEWS: Record<StudioTab, () => React.JSX.Element> = {
 export function App() {
   const connect = useGpuStore((s) => s.connect);
   const { tab, setTab } = useStudioStore();
+  const loadDefaultModel = useModelStore((s) => s.loadDefaultModel);
   useEffect(connect, [connect]);
+  useEffect(() => void loadDefaultModel(), [loadDefaultModel]);
   const View = VIEWS[tab];
   return (
     <div className="studio">
@@ -40,6 +44,7 @@ export function App() {
             </button>
           ))}
         </div>
+        <ModelStateBadge />
         <GpuStatusPanel />
       </header>
       <main className="studio-main">
