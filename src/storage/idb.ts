@@ -65,6 +65,19 @@ export async function idbDelete(store: StoreName, key: string): Promise<void> {
   await transaction(store, 'readwrite', (s) => s.delete(key));
 }
 
+/** Several puts and deletes in one transaction: after a crash either all of them are stored or none is. */
+export async function idbWriteAll(
+  store: StoreName,
+  writes: { put?: ReadonlyArray<readonly [string, unknown]>; delete?: readonly string[] },
+): Promise<void> {
+  await transaction(store, 'readwrite', (s) => {
+    for (const key of writes.delete ?? []) s.delete(key);
+    for (const [key, value] of writes.put ?? []) s.put(value, key);
+    // transaction() waits for the whole transaction to complete, not just this request.
+    return s.count();
+  });
+}
+
 export async function idbKeys(store: StoreName): Promise<string[]> {
   const keys = await transaction(store, 'readonly', (s) => s.getAllKeys());
   return keys.map(String);
