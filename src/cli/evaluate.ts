@@ -51,29 +51,29 @@ export async function evaluate(args: string[]): Promise<string> {
     backend,
   });
   const metrics = new MetricsAccumulator({ width: MODEL_INPUT_SIZE, height: MODEL_INPUT_SIZE });
-  const perImage = 3 * MODEL_INPUT_SIZE * MODEL_INPUT_SIZE;
+  const pixels = MODEL_INPUT_SIZE * MODEL_INPUT_SIZE;
   const start = performance.now();
   let images = 0;
   for (const c of classes) {
     for (let first = 0; first < c.test.length; first += batch) {
       const chunk = c.test.slice(first, first + batch);
-      const pixels = new Float32Array(chunk.length * perImage);
+      const inputs = new Float32Array(chunk.length * 3 * pixels);
       const masks = await Promise.all(
         chunk.map(async (t, i) => {
-          pixels.set((await preprocessImage(new Uint8Array(readFileSync(t.path)))).tensor, i * perImage);
+          inputs.set((await preprocessImage(new Uint8Array(readFileSync(t.path)))).tensor, i * 3 * pixels);
           return t.maskPath
             ? (await preprocessMask(new Uint8Array(readFileSync(t.maskPath)))).mask
-            : new Uint8Array(perImage / 3);
+            : new Uint8Array(pixels);
         }),
       );
-      const features = await encodeBatch(runtime, encoder, pixels, chunk.length);
+      const features = await encodeBatch(runtime, encoder, inputs, chunk.length);
       const { z, decoded } = mambaadForward(runtime, model, features);
       const { scores, ...maps } = recordAnomalyMaps(runtime, features, decoded);
       const values = await runtime.read(maps.map);
       for (const t of [z, ...decoded, ...features, scores]) t.dispose();
       disposeAnomalyMaps(maps);
       chunk.forEach((_, i) => {
-        const map = values.subarray(i * (perImage / 3), (i + 1) * (perImage / 3));
+        const map = values.subarray(i * pixels, (i + 1) * pixels);
         // The benchmark's image label is max(mask) of the resized mask (MAMBAAD.md §12), not the folder name: a
         // tiny defect can vanish at 256² (one magnetic-tile image does).
         const mask = masks[i]!;

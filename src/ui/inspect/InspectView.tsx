@@ -105,6 +105,23 @@ function ModelNotice() {
   );
 }
 
+/** The two pickers, in the toolbar and in the empty state (only one of them shows at a time). */
+function AddImagesButtons({ onFiles }: { onFiles(files: PickedFile[]): void }) {
+  return (
+    <>
+      <FilePickButton
+        label="Add images…"
+        accept={IMAGE_ACCEPT}
+        multiple
+        onFiles={onFiles}
+        testId="inspect-file-input"
+        primary
+      />
+      <FilePickButton label="Add folder…" folder onFiles={onFiles} testId="inspect-folder-input" />
+    </>
+  );
+}
+
 function Toolbar({ samples }: { samples: SampleImage[] | undefined }) {
   const route = useFileRouter();
   const items = useInspectStore((s) => s.items);
@@ -117,15 +134,7 @@ function Toolbar({ samples }: { samples: SampleImage[] | undefined }) {
   const done = items.filter((item) => item.state === 'done').length;
   return (
     <div className="inspect-toolbar">
-      <FilePickButton
-        label="Add images…"
-        accept={IMAGE_ACCEPT}
-        multiple
-        onFiles={route}
-        testId="inspect-file-input"
-        primary
-      />
-      <FilePickButton label="Add folder…" folder onFiles={route} testId="inspect-folder-input" />
+      <AddImagesButtons onFiles={route} />
       {samples && samples.length > 0 && (
         <button
           type="button"
@@ -222,15 +231,7 @@ export function InspectView() {
               them by score. Images stay on this machine.
             </p>
             <div className="button-row centered">
-              <FilePickButton
-                label="Add images…"
-                accept={IMAGE_ACCEPT}
-                multiple
-                onFiles={route}
-                testId="inspect-file-input"
-                primary
-              />
-              <FilePickButton label="Add folder…" folder onFiles={route} testId="inspect-folder-input" />
+              <AddImagesButtons onFiles={route} />
             </div>
             {samples && samples.length > 0 && (
               <>
