@@ -1,3 +1,4 @@
+import { planTrainingMemory } from '../../training/memory.ts';
 import { AdamW } from '../../training/optimizer.ts';
 import { applyGradients, forwardBackward, loadTrainableMambaAD } from '../../training/trainer.ts';
 import { initialWeightsFile } from '../../training/weightsFile.ts';
@@ -38,13 +39,17 @@ export interface ForwardBench {
   skipped?: string;
 }
 
-/** `peakPoolBytes`: every GPU buffer the step needs, weights and AdamW moments included (measured from an empty pool). */
+/**
+ * `peakPoolBytes`: every GPU buffer the step needs, weights and AdamW moments included (measured from an empty pool);
+ * `plannedPoolBytes`: what training/memory.ts predicts for it without touching the GPU.
+ */
 export interface TrainingBench {
   batch: number;
   msPerStep?: number;
   imagesPerSecond?: number;
   steps?: number;
   peakPoolBytes?: number;
+  plannedPoolBytes?: number;
   skipped?: string;
 }
 
@@ -179,6 +184,7 @@ async function benchTraining(runtime: GpuRuntime, batch: number): Promise<Traini
     imagesPerSecond: +((batch / ms) * 1000).toPrecision(3),
     steps,
     peakPoolBytes,
+    plannedPoolBytes: (await planTrainingMemory(config, batch)).stepBytes,
   };
 }
 
